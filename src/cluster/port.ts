@@ -1,0 +1,202 @@
+// The cluster port: what the pipelines need from "a cluster", whether that is the
+// embedded sandbox (local processes) or Kubernetes + KServe. Services and activities
+// depend on these interfaces only; adapters live in ./sandbox and ./kubernetes.
+//
+// Contract every adapter keeps (DESIGN.md, "Rules that keep it durable"):
+// - names are chosen by the caller (deterministic from workflow id + stage);
+// - create is check-then-create and AlreadyExists adopts the existing object;
+// - waits take a deadline and an AbortSignal; aborting a wait does not delete anything
+//   (the caller decides whether cancellation deletes);
+// - errors are ClusterError with a `retryable` flag.
+
+export type JobTemplateName = 'download' | 'quantize' | 'evaluate';
+
+export interface SecretEnvRef {
+  /** Environment variable inside the Job container. */
+  name: string;
+  secretName: string;
+  key: string;
+}
+
+export interface GpuJobSpec {
+  namespace: string;
+  /** DNS-1123 label, deterministic from workflow id + stage. */
+  name: string;
+  template: JobTemplateName;
+  workflowId: string;
+  stage: string;
+  /** Template-specific arguments, e.g. ["--input-uri", "s3://...", "--result-uri", "s3://..."]. */
+  args: string[];
+  env: Record<string, string>;
+  secretEnv: SecretEnvRef[];
+  gpus: number;
+  gpuType?: string;
+  activeDeadlineSeconds: number;
+  backoffLimit: number;
+  ttlSecondsAfterFinished: number;
+  labels: Record<string, string>;
+}
+
+export type JobPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+
+export interface JobStatus {
+  namespace: string;
+  name: string;
+  phase: JobPhase;
+  /** Pod (or process) attempts started so far. */
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Why it failed, or what it is doing. */
+  message?: string;
+  /** Progress the Job reported about itself, when it does. */
+  progress?: { percent?: number; message?: string };
+}
+
+export interface WaitOptions {
+  /** Absolute deadline, epoch ms. */
+  deadline: number;
+  signal?: AbortSignal;
+  /** Called whenever the observed state changes; activities heartbeat from it. */
+  onProgress?: (message: string) => void;
+}
+
+export interface ClusterJobs {
+  /** Creates the Job, or adopts the existing one with the same name (adopted: true). */
+  createJob(spec: GpuJobSpec): Promise<{ status: JobStatus; adopted: boolean }>;
+  getJob(namespace: string, name: string): Promise<JobStatus | undefined>;
+  /** Resolves with the terminal status (Succeeded or Failed); rejects on deadline or abort. */
+  waitForJob(namespace: string, name: string, options: WaitOptions): Promise<JobStatus>;
+  /** The last lines the Job's pod/process wrote. */
+  jobLogs(namespace: string, name: string, tailLines: number): Promise<string>;
+  /** Deletes the Job and its pods (background propagation). False when it did not exist. */
+  deleteJob(namespace: string, name: string): Promise<boolean>;
+}
+
+export type DeploymentMode = 'Serverless' | 'Standard' | 'RawDeployment';
+
+export interface ServingRef {
+  namespace: string;
+  /** InferenceService name. */
+  name: string;
+  deploymentMode: DeploymentMode;
+}
+
+/** Everything that defines one serving revision (a new model, image or config). */
+export interface ServingRevisionSpec {
+  /** Where the weights are: s3://bucket/prefix, pvc://claim/path, file:///abs/path. */
+  storageUri: string;
+  image: string;
+  /** Name the OpenAI API serves the model under. */
+  servedModelName: string;
+  vllm: {
+    trustRemoteCode: boolean;
+    maxModelLen: number;
+    gpuMemoryUtilization: number;
+    enablePrefixCaching: boolean;
+    dtype: string;
+    tensorParallelSize: number;
+    quantization?: 'awq';
+    extraArgs: string[];
+  };
+  env: Record<string, string>;
+  minReplicas: number;
+  maxReplicas: number;
+  gpusPerReplica: number;
+  gpuType?: string;
+  /** Labels / annotations carried onto the revision (workflow id, model, stage). */
+  labels: Record<string, string>;
+}
+
+export interface TrafficTarget {
+  revision: string;
+  percent: number;
+  /** 'prev' = the stable, rolled-out revision; 'latest' = the newest (canary) one. */
+  tag?: 'prev' | 'latest';
+  /** Address that reaches only this revision (tag routing), when the backend offers one. */
+  url?: string;
+  storageUri?: string;
+}
+
+export interface ServingCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+}
+
+export interface ServingStatus {
+  namespace: string;
+  name: string;
+  ready: boolean;
+  conditions: ServingCondition[];
+  /** Address that goes through the traffic split. */
+  url?: string;
+  traffic: TrafficTarget[];
+  /** Percent currently sent to the canary (latest) revision; undefined when there is no canary. */
+  canaryPercent?: number;
+  latestCreatedRevision?: string;
+  latestReadyRevision?: string;
+  latestRolledoutRevision?: string;
+  previousRolledoutRevision?: string;
+  /** storageUri of the stable and the canary revision. */
+  stableStorageUri?: string;
+  canaryStorageUri?: string;
+  /** Workflow id holding the rollout lease, if any. */
+  owner?: string;
+}
+
+export interface ClusterServing {
+  getService(ref: ServingRef): Promise<ServingStatus | undefined>;
+  /**
+   * Takes the rollout lease on a service for one workflow, so two rollouts never drive the
+   * same service at once. Idempotent for the same owner; refuses with the holder otherwise.
+   */
+  claimService(
+    ref: ServingRef,
+    owner: string,
+  ): Promise<{ claimed: true } | { claimed: false; holder: string }>;
+  releaseService(ref: ServingRef, owner: string): Promise<void>;
+  /** Creates the service serving `revision` at 100 %, or adopts it if it already serves that storageUri. */
+  deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus>;
+  /** Rolls out `revision` as the canary with `percent` of traffic; adopts an identical canary. */
+  startCanary(ref: ServingRef, revision: ServingRevisionSpec, percent: number): Promise<ServingStatus>;
+  setCanaryTraffic(ref: ServingRef, percent: number): Promise<ServingStatus>;
+  /** Makes the canary the stable revision with 100 % of traffic. */
+  promoteCanary(ref: ServingRef): Promise<ServingStatus>;
+  /** Sends 100 % back to the previous rolled-out revision and removes the canary. No analysis. */
+  rollbackCanary(ref: ServingRef): Promise<ServingStatus>;
+  /** Waits until the service is Ready with the canary at `canaryPercent` (undefined = no canary). */
+  waitForTraffic(
+    ref: ServingRef,
+    canaryPercent: number | undefined,
+    options: WaitOptions,
+  ): Promise<ServingStatus>;
+}
+
+export interface ClusterBackend extends ClusterJobs, ClusterServing {
+  readonly kind: 'sandbox' | 'kubernetes';
+  close(): Promise<void>;
+}
+
+export type ClusterErrorCode =
+  | 'NotFound'
+  | 'Conflict'
+  | 'Forbidden'
+  | 'Invalid'
+  | 'Unsupported'
+  | 'Timeout'
+  | 'Unavailable'
+  | 'Aborted';
+
+export class ClusterError extends Error {
+  override readonly name = 'ClusterError';
+  constructor(
+    readonly code: ClusterErrorCode,
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

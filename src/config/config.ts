@@ -1,0 +1,233 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { InputValidationError, issuesFromZod } from '../domain/validation.js';
+
+// One typed configuration object for every process (workers, CLI, sandbox): defaults, then
+// an optional YAML/JSON file (QWENOPS_CONFIG or --config), then environment variables.
+// Secrets are accepted from the environment only (Kubernetes Secrets become env), are
+// never read from the file, and redactConfig() hides them before anything is logged.
+
+const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'must be host:port');
+const url = z.url('must be an absolute URL');
+
+export const configSchema = z
+  .object({
+    stateDir: z.string().min(1).default('.qwenops'),
+    temporal: z
+      .object({
+        address: hostPort.default('127.0.0.1:7233'),
+        namespace: z.string().min(1).default('default'),
+        uiUrl: url.default('http://127.0.0.1:8233'),
+        tls: z.boolean().default(false),
+        apiKey: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    cluster: z
+      .object({
+        kind: z.enum(['sandbox', 'kubernetes']).default('sandbox'),
+        /** Control API of the embedded sandbox cluster. */
+        sandboxUrl: url.default('http://127.0.0.1:7480'),
+        /** Empty: in-cluster config or the default kubeconfig. */
+        kubeconfig: z.string().optional(),
+        /** Namespace for GPU Jobs. */
+        jobNamespace: z.string().min(1).default('qwenops'),
+        /** Container image the GPU Jobs run (jobs/ entrypoints). */
+        jobImage: z.string().min(1).default('ghcr.io/qwenops/jobs:0.1.0'),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        kind: z.enum(['fs', 'minio']).default('fs'),
+        /** Root directory of the filesystem store. */
+        dir: z.string().min(1).default('.qwenops/store'),
+        endpoint: url.default('http://127.0.0.1:9000'),
+        bucket: z.string().min(3).default('qwenops'),
+        region: z.string().min(1).default('us-east-1'),
+        accessKey: z.string().optional(),
+        secretKey: z.string().optional(),
+        /** Kubernetes Secret holding the S3 credentials, referenced by Jobs and InferenceServices. */
+        credentialsSecret: z.string().min(1).default('qwenops-s3'),
+      })
+      .strict()
+      .prefault({}),
+    hub: z
+      .object({
+        kind: z.enum(['modelscope', 'local']).default('local'),
+        endpoint: url.default('https://www.modelscope.cn'),
+        token: z.string().optional(),
+        /** Root of the local mirror: <dir>/<owner>/<name>/<revision>/... */
+        mirrorDir: z.string().min(1).default('.qwenops/hub-mirror'),
+      })
+      .strict()
+      .prefault({}),
+    analysis: z
+      .object({
+        provider: z.enum(['probe', 'prometheus']).default('probe'),
+        prometheusUrl: url.optional(),
+      })
+      .strict()
+      .prefault({}),
+    knowledge: z
+      .object({
+        databaseUrl: z.string().optional(),
+        embeddingsUrl: url.optional(),
+        embeddingsModel: z.string().min(1).default('BAAI/bge-m3'),
+        embeddingsApiKey: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** base64 of 32 bytes; when set, workflow payloads are AES-256-GCM encrypted. */
+    codecKey: z.string().optional(),
+    metrics: z
+      .object({
+        /** host:port for the worker's Prometheus endpoint; empty disables it. */
+        address: z.string().default('127.0.0.1:9464'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type QwenopsConfig = z.output<typeof configSchema>;
+
+/** Environment variable -> config path. Secret entries may only come from here. */
+export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolean }> = [
+  { env: 'QWENOPS_STATE_DIR', path: 'stateDir' },
+  { env: 'QWENOPS_TEMPORAL_ADDRESS', path: 'temporal.address' },
+  { env: 'QWENOPS_TEMPORAL_NAMESPACE', path: 'temporal.namespace' },
+  { env: 'QWENOPS_TEMPORAL_UI_URL', path: 'temporal.uiUrl' },
+  { env: 'QWENOPS_TEMPORAL_TLS', path: 'temporal.tls' },
+  { env: 'QWENOPS_TEMPORAL_API_KEY', path: 'temporal.apiKey', secret: true },
+  { env: 'QWENOPS_CLUSTER', path: 'cluster.kind' },
+  { env: 'QWENOPS_SANDBOX_URL', path: 'cluster.sandboxUrl' },
+  { env: 'QWENOPS_KUBECONFIG', path: 'cluster.kubeconfig' },
+  { env: 'QWENOPS_JOB_NAMESPACE', path: 'cluster.jobNamespace' },
+  { env: 'QWENOPS_JOB_IMAGE', path: 'cluster.jobImage' },
+  { env: 'QWENOPS_STORE', path: 'store.kind' },
+  { env: 'QWENOPS_STORE_DIR', path: 'store.dir' },
+  { env: 'QWENOPS_S3_ENDPOINT', path: 'store.endpoint' },
+  { env: 'QWENOPS_S3_BUCKET', path: 'store.bucket' },
+  { env: 'QWENOPS_S3_REGION', path: 'store.region' },
+  { env: 'QWENOPS_S3_ACCESS_KEY', path: 'store.accessKey', secret: true },
+  { env: 'QWENOPS_S3_SECRET_KEY', path: 'store.secretKey', secret: true },
+  { env: 'QWENOPS_S3_CREDENTIALS_SECRET', path: 'store.credentialsSecret' },
+  { env: 'QWENOPS_HUB', path: 'hub.kind' },
+  { env: 'QWENOPS_HUB_ENDPOINT', path: 'hub.endpoint' },
+  { env: 'QWENOPS_HUB_TOKEN', path: 'hub.token', secret: true },
+  { env: 'QWENOPS_HUB_MIRROR_DIR', path: 'hub.mirrorDir' },
+  { env: 'QWENOPS_ANALYSIS', path: 'analysis.provider' },
+  { env: 'QWENOPS_PROMETHEUS_URL', path: 'analysis.prometheusUrl' },
+  { env: 'QWENOPS_DATABASE_URL', path: 'knowledge.databaseUrl', secret: true },
+  { env: 'QWENOPS_EMBEDDINGS_URL', path: 'knowledge.embeddingsUrl' },
+  { env: 'QWENOPS_EMBEDDINGS_MODEL', path: 'knowledge.embeddingsModel' },
+  { env: 'QWENOPS_EMBEDDINGS_API_KEY', path: 'knowledge.embeddingsApiKey', secret: true },
+  { env: 'QWENOPS_CODEC_KEY', path: 'codecKey', secret: true },
+  { env: 'QWENOPS_METRICS_ADDRESS', path: 'metrics.address' },
+  { env: 'QWENOPS_LOG_LEVEL', path: 'log.level' },
+];
+
+const SECRET_PATHS = new Set(ENV_MAP.filter((e) => e.secret).map((e) => e.path));
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (next === undefined || typeof next !== 'object' || next === null) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1] as string] = value;
+}
+
+function getPath(source: Record<string, unknown>, dotted: string): unknown {
+  let node: unknown = source;
+  for (const part of dotted.split('.')) {
+    if (node === undefined || node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+function coerceEnv(pathName: string, raw: string): unknown {
+  if (pathName === 'temporal.tls') return raw === 'true' || raw === '1';
+  return raw;
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Config file; defaults to $QWENOPS_CONFIG when set. */
+  file?: string;
+  /** Highest-precedence overrides (CLI flags, tests). */
+  overrides?: Record<string, unknown>;
+}
+
+/** Builds the config; throws InputValidationError naming every bad field (with its env name). */
+export function loadConfig(options: LoadConfigOptions = {}): QwenopsConfig {
+  const env = options.env ?? process.env;
+  const raw: Record<string, unknown> = {};
+  const file = options.file ?? env.QWENOPS_CONFIG;
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = YAML.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new InputValidationError(`config file ${file}`, [{ path: '', message: (err as Error).message }]);
+    }
+    if (parsed !== null && parsed !== undefined) {
+      if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+        throw new InputValidationError(`config file ${file}`, [{ path: '', message: 'must be a mapping' }]);
+      }
+      const secretsInFile = [...SECRET_PATHS].filter(
+        (p) => getPath(parsed as Record<string, unknown>, p) !== undefined,
+      );
+      if (secretsInFile.length > 0) {
+        throw new InputValidationError(
+          `config file ${file}`,
+          secretsInFile.map((p) => ({
+            path: p,
+            message: `secrets are read from the environment only (${ENV_MAP.find((e) => e.path === p)?.env})`,
+          })),
+        );
+      }
+      Object.assign(raw, parsed);
+    }
+  }
+  for (const { env: name, path: p } of ENV_MAP) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, p, coerceEnv(p, value));
+  }
+  for (const [p, value] of Object.entries(options.overrides ?? {})) setPath(raw, p, value);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const issues = issuesFromZod(result.error).map((issue) => {
+      const envName = ENV_MAP.find((e) => e.path === issue.path)?.env;
+      return envName ? { ...issue, path: `${issue.path} (${envName})` } : issue;
+    });
+    throw new InputValidationError('configuration', issues);
+  }
+  const config = result.data;
+  // Relative directories are relative to where the process started.
+  config.stateDir = path.resolve(config.stateDir);
+  config.store.dir = path.resolve(config.store.dir);
+  config.hub.mirrorDir = path.resolve(config.hub.mirrorDir);
+  return config;
+}
+
+/** A copy safe to log: every secret replaced by "***" (or left absent). */
+export function redactConfig(config: QwenopsConfig): Record<string, unknown> {
+  const copy = structuredClone(config) as unknown as Record<string, unknown>;
+  for (const p of SECRET_PATHS) {
+    if (getPath(copy, p) !== undefined) setPath(copy, p, '***');
+  }
+  return copy;
+}

@@ -1,0 +1,226 @@
+import { z } from 'zod';
+import { dnsName, isDnsLabel, slugify } from './names.js';
+import { dnsLabelSchema, modelIdSchema, parseInput, revisionSchema } from './validation.js';
+
+// Every default here is a fact from the production plan (seed/): AWQ 4 bit / group 128,
+// vLLM with trust-remote-code, 8K context, 0.92 GPU memory, KServe 3..15 replicas on one
+// A10, P99 < 300 ms, quality loss < 1 %. A Temporal UI start with only
+// {"model":"qwen/Qwen-7B-Chat"} gets all of them.
+
+const seconds = (what: string) =>
+  z.number().int(`${what} must be a whole number of seconds`).positive(`${what} must be > 0`);
+const percent = z.number().min(0, 'must be >= 0').max(100, 'must be <= 100');
+
+export const hubSchema = z
+  .object({
+    provider: z.enum(['modelscope', 'local']).default('modelscope'),
+    revision: revisionSchema.default('master'),
+  })
+  .strict();
+
+export const quantizationSchema = z
+  .object({
+    method: z.literal('awq').default('awq'),
+    bits: z.literal(4, 'AWQ here supports 4-bit weights only').default(4),
+    groupSize: z.union([z.literal(32), z.literal(64), z.literal(128)], 'must be 32, 64 or 128').default(128),
+    zeroPoint: z.boolean().default(true),
+    kernel: z.enum(['GEMM', 'GEMV']).default('GEMM'),
+    calibrationSamples: z.number().int().min(16, 'must be >= 16').max(4096, 'must be <= 4096').default(128),
+  })
+  .strict();
+
+export const qualityGatesSchema = z
+  .object({
+    /** Largest acceptable relative drop of the evaluation score, candidate vs baseline. */
+    maxQualityDropPct: percent.default(1),
+    /** The candidate must fit this much GPU memory (seed: 9.6 GB on a 24 GB A10). */
+    maxCandidateMemoryGb: z.number().positive('must be > 0').default(10),
+    /** Candidate tokens/s divided by baseline tokens/s must reach this (seed: 420 -> 850). */
+    minThroughputGain: z.number().positive('must be > 0').default(1.5),
+    evalSamples: z.number().int().min(10, 'must be >= 10').max(100_000).default(200),
+  })
+  .strict();
+
+export const vllmArgsSchema = z
+  .object({
+    trustRemoteCode: z.boolean().default(true),
+    maxModelLen: z.number().int().min(256, 'must be >= 256').max(1_048_576).default(8192),
+    gpuMemoryUtilization: z.number().gt(0, 'must be > 0').max(1, 'must be <= 1').default(0.92),
+    enablePrefixCaching: z.boolean().default(true),
+    dtype: z.enum(['auto', 'half', 'bfloat16', 'float16']).default('auto'),
+    tensorParallelSize: z.number().int().min(1).max(16).default(1),
+    extraArgs: z
+      .array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'must look like --flag or --flag=value'))
+      .default([]),
+  })
+  .strict();
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
+
+export const servingTargetSchema = z
+  .object({
+    namespace: dnsLabelSchema.default('llm-prod'),
+    /** InferenceService name; derived from the model id when absent. */
+    name: dnsLabelSchema.optional(),
+    deploymentMode: z.enum(['Serverless', 'Standard', 'RawDeployment']).default('Serverless'),
+    image: z.string().min(1).default('vllm/vllm-openai:v0.11.0'),
+    minReplicas: z.number().int().min(0).max(1000).default(3),
+    maxReplicas: z.number().int().min(1).max(1000).default(15),
+    gpusPerReplica: z.number().int().min(1).max(16).default(1),
+    gpuType: z.string().min(1).default('A10'),
+    vllm: vllmArgsSchema.default(vllmArgsSchema.parse({})),
+    env: z.record(envName, z.string()).default({ VLLM_ATTENTION_BACKEND: 'FLASH_ATTN' }),
+  })
+  .strict()
+  .refine((s) => s.minReplicas <= s.maxReplicas, {
+    message: 'minReplicas must be <= maxReplicas',
+    path: ['minReplicas'],
+  });
+
+export const sloSchema = z
+  .object({
+    /** p99 end-to-end latency of the short probe requests, in ms (seed: P99 < 300 ms). */
+    p99LatencyMs: z.number().positive('must be > 0').default(300),
+    /** Largest acceptable error rate, in percent of requests. */
+    maxErrorRatePct: percent.default(1),
+    /** Canary p99 may be at most this multiple of stable p99 under the same load. */
+    maxLatencyRatioVsStable: z.number().min(1, 'must be >= 1').default(1.5),
+  })
+  .strict();
+
+export const probeLoadSchema = z
+  .object({
+    requestsPerSecond: z.number().positive('must be > 0').max(10_000, 'must be <= 10000').default(5),
+    maxTokens: z.number().int().min(1).max(4096).default(16),
+    concurrency: z.number().int().min(1).max(1024, 'must be <= 1024').default(16),
+  })
+  .strict();
+
+export const canaryPlanSchema = z
+  .object({
+    /** Canary traffic percentages; strictly increasing, ending at 100. */
+    steps: z
+      .array(z.number().int('must be a whole percentage').min(1, 'must be >= 1').max(100, 'must be <= 100'))
+      .min(1, 'needs at least one step')
+      .default([10, 25, 50, 100])
+      .superRefine((steps, ctx) => {
+        for (let i = 1; i < steps.length; i++) {
+          if ((steps[i] as number) <= (steps[i - 1] as number)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [i],
+              message: `must be greater than the previous step (${steps[i - 1]})`,
+            });
+          }
+        }
+        if (steps.length > 0 && steps[steps.length - 1] !== 100) {
+          ctx.addIssue({ code: 'custom', path: [steps.length - 1], message: 'the last step must be 100' });
+        }
+      }),
+    analysisWindowSeconds: seconds('analysisWindowSeconds').max(3600, 'must be <= 3600').default(60),
+    minSamples: z.number().int().min(1, 'must be >= 1').default(30),
+    probe: probeLoadSchema.default(probeLoadSchema.parse({})),
+    slo: sloSchema.default(sloSchema.parse({})),
+    /** Failed analyses tolerated before rolling back (Argo's default: 0). */
+    failureLimit: z.number().int().min(0, 'must be >= 0').max(100).default(0),
+    /** How long a traffic shift may take to show in the serving status. */
+    shiftTimeoutSeconds: seconds('shiftTimeoutSeconds').default(600),
+    /** How long an inconclusive analysis waits for a human before rolling back. */
+    inconclusiveDecisionTimeoutSeconds: seconds('inconclusiveDecisionTimeoutSeconds').default(3600),
+    /** The longest a paused canary stays paused before it rolls back. */
+    maxPauseSeconds: seconds('maxPauseSeconds').default(86_400),
+  })
+  .strict();
+
+export const approvalsSchema = z
+  .object({
+    beforeCanary: z.boolean().default(true),
+    beforePromote: z.boolean().default(true),
+    timeoutSeconds: seconds('timeoutSeconds').default(86_400),
+  })
+  .strict();
+
+export const loadTestProfileSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    mode: z.enum(['open', 'closed']).default('open'),
+    /** Open loop: mean arrival rate (requests/s). */
+    requestsPerSecond: z.number().positive('must be > 0').max(10_000).default(10),
+    /** Closed loop: concurrent requests in flight. */
+    concurrency: z.number().int().min(1).max(10_000, 'must be <= 10000').default(16),
+    burstiness: z.number().positive('must be > 0').default(1),
+    durationSeconds: seconds('durationSeconds').max(86_400).default(60),
+    maxTokens: z.number().int().min(1).max(32_768).default(128),
+    stream: z.boolean().default(true),
+    prompts: z.enum(['builtin-zh', 'synthetic']).default('builtin-zh'),
+    slo: z
+      .object({
+        p99TtftMs: z.number().positive().default(300),
+        p99TpotMs: z.number().positive().default(100),
+        maxErrorRatePct: percent.default(1),
+      })
+      .strict()
+      .default({ p99TtftMs: 300, p99TpotMs: 100, maxErrorRatePct: 1 }),
+  })
+  .strict();
+
+export const executionSchema = z
+  .object({
+    /** Heartbeat timeout for long activities; a dead worker is noticed this fast. */
+    heartbeatTimeoutSeconds: seconds('heartbeatTimeoutSeconds').max(600).default(60),
+    /** Deadline for one GPU Job (quantize / evaluate), also its activeDeadlineSeconds. */
+    gpuJobTimeoutSeconds: seconds('gpuJobTimeoutSeconds').default(6 * 3600),
+  })
+  .strict();
+
+export const promotionSpecSchema = z
+  .object({
+    model: modelIdSchema,
+    hub: hubSchema.default(hubSchema.parse({})),
+    quantization: quantizationSchema.default(quantizationSchema.parse({})),
+    qualityGates: qualityGatesSchema.default(qualityGatesSchema.parse({})),
+    serving: servingTargetSchema.default(servingTargetSchema.parse({})),
+    canary: canaryPlanSchema.default(canaryPlanSchema.parse({})),
+    approvals: approvalsSchema.default(approvalsSchema.parse({})),
+    loadTest: loadTestProfileSchema.default(loadTestProfileSchema.parse({})),
+    execution: executionSchema.default(executionSchema.parse({})),
+    /** Who asked; goes into audit records. */
+    requestedBy: z.string().min(1).max(128).default('unknown'),
+    /** Free text shown in reports. */
+    note: z.string().max(2000).optional(),
+  })
+  .strict();
+
+export type PromotionSpecInput = z.input<typeof promotionSpecSchema>;
+export type PromotionSpec = z.output<typeof promotionSpecSchema> & {
+  serving: z.output<typeof servingTargetSchema> & { name: string };
+};
+export type CanaryPlan = z.output<typeof canaryPlanSchema>;
+export type ServingTarget = PromotionSpec['serving'];
+export type QualityGates = z.output<typeof qualityGatesSchema>;
+export type LoadTestProfile = z.output<typeof loadTestProfileSchema>;
+export type ApprovalPolicy = z.output<typeof approvalsSchema>;
+export type ExecutionPolicy = z.output<typeof executionSchema>;
+export type Slo = z.output<typeof sloSchema>;
+
+/** The InferenceService name a model gets when the spec does not set one: "qwen/Qwen-7B-Chat" -> "qwen-7b-chat". */
+export function defaultServiceName(model: string): string {
+  const name = model.split('/').pop() ?? model;
+  const slug = slugify(name);
+  return slug.length > 0 && slug.length <= 40 && isDnsLabel(slug) ? slug : dnsName([name], 40);
+}
+
+/** Validates and fills defaults; throws InputValidationError naming every bad field. */
+export function parsePromotionSpec(input: unknown): PromotionSpec {
+  const spec = parseInput('promotion spec', promotionSpecSchema, input);
+  return { ...spec, serving: { ...spec.serving, name: spec.serving.name ?? defaultServiceName(spec.model) } };
+}
+
+/** Storage keys for a promotion's artifacts. Model ids are validated, so they are safe key parts. */
+export const artifactKeys = {
+  original: (model: string, revision: string) => `models/${model}/${revision}/original`,
+  quantized: (model: string, revision: string, bits: number, groupSize: number) =>
+    `models/${model}/${revision}/awq-w${bits}-g${groupSize}`,
+  /** Workflow ids come from users (Temporal UI), so they are slugged before becoming key parts. */
+  runDir: (workflowId: string) => `runs/${dnsName([workflowId])}`,
+};

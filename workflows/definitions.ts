@@ -1,0 +1,69 @@
+// The contract between workflows and their clients (CLI, demo, UI users, tests): handler
+// names, search attributes and task queues. Workflows and clients both import this file;
+// it holds definitions only.
+
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PipelineStatus } from '../src/domain/status.js';
+
+export const TASK_QUEUES = {
+  /** Workflows and light activities (resolve, report, audit). */
+  default: 'qwenops.default',
+  /** Activities that launch and watch GPU Jobs, and the model download. */
+  gpuJobs: 'qwenops.gpu-jobs',
+  /** Activities that change serving: traffic shifts, analysis, load tests, promote, rollback. */
+  cluster: 'qwenops.cluster',
+} as const;
+
+export interface Decision {
+  /** Who decided (user name, "ci", "demo"); goes into the audit record. */
+  by?: string;
+  comment?: string;
+}
+
+export interface AbortRequest {
+  by?: string;
+  reason?: string;
+}
+
+// Signals: fire-and-forget, what the Temporal UI's "Send a Signal" uses.
+export const approveSignal = defineSignal<[Decision?]>('approve');
+export const rejectSignal = defineSignal<[Decision?]>('reject');
+export const abortSignal = defineSignal<[AbortRequest?]>('abort');
+export const pauseSignal = defineSignal<[Decision?]>('pause');
+export const resumeSignal = defineSignal<[Decision?]>('resume');
+
+// Updates: the same actions, validated (a wrong-moment action is refused with a reason)
+// and answered with the resulting status. The CLI and the demo use these.
+export const approveUpdate = defineUpdate<PipelineStatus, [Decision?]>('approveGate');
+export const rejectUpdate = defineUpdate<PipelineStatus, [Decision?]>('rejectGate');
+export const abortUpdate = defineUpdate<PipelineStatus, [AbortRequest?]>('abortRollout');
+export const pauseUpdate = defineUpdate<PipelineStatus, [Decision?]>('pauseRollout');
+export const resumeUpdate = defineUpdate<PipelineStatus, [Decision?]>('resumeRollout');
+/** Jump the canary to a later step of its plan (operator override; analysis still runs). */
+export const setTrafficStepUpdate = defineUpdate<PipelineStatus, [{ percent: number; by?: string }]>(
+  'setTrafficStep',
+);
+
+export const statusQuery = defineQuery<PipelineStatus>('status');
+
+export const SEARCH_ATTRIBUTES = {
+  model: defineSearchAttributeKey('QwenopsModel', SearchAttributeType.KEYWORD),
+  service: defineSearchAttributeKey('QwenopsService', SearchAttributeType.KEYWORD),
+  stage: defineSearchAttributeKey('QwenopsStage', SearchAttributeType.KEYWORD),
+  outcome: defineSearchAttributeKey('QwenopsOutcome', SearchAttributeType.KEYWORD),
+  reason: defineSearchAttributeKey('QwenopsReason', SearchAttributeType.TEXT),
+} as const;
+
+/** Failure types clients map to exit codes and messages. */
+export const FAILURE_TYPES = {
+  invalidInput: 'InvalidInput',
+  rolledBack: 'RolledBack',
+  rejected: 'Rejected',
+  aborted: 'Aborted',
+  qualityGate: 'QualityGateFailed',
+  loadTestSlo: 'LoadTestSloMissed',
+  approvalTimeout: 'ApprovalTimedOut',
+  serviceBusy: 'ServiceBusy',
+  jobFailed: 'GpuJobFailed',
+} as const;
