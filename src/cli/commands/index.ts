@@ -1,0 +1,10 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+
+/**
+ * A command group registers its subcommands on the program. Each group lives in its own
+ * file in this folder; add it to COMMAND_GROUPS below.
+ */
+export type CommandGroup = (program: Command, context: () => CliContext) => void;
+
+export const COMMAND_GROUPS: CommandGroup[] = [];

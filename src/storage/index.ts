@@ -1,0 +1,15 @@
+import type { QwenopsConfig } from '../config/config.js';
+import { FsArtifactStore } from './fs.js';
+import type { ArtifactStore } from './port.js';
+
+export type { ArtifactStore } from './port.js';
+
+/** The store the configuration names. */
+export async function createArtifactStore(config: QwenopsConfig['store']): Promise<ArtifactStore> {
+  switch (config.kind) {
+    case 'fs':
+      return new FsArtifactStore(config.dir);
+    case 'minio':
+      throw new Error('minio store: not wired yet (src/storage/minio.ts)');
+  }
+}

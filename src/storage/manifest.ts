@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import { storageKeySchema } from '../domain/validation.js';
+import type { Manifest } from './port.js';
+import { StorageError } from './port.js';
+
+// The manifest every complete artifact prefix ends with. Shared by all store adapters.
+
+export const MANIFEST_NAME = 'qwenops-manifest.json';
+
+export function manifestKey(prefix: string): string {
+  return `${prefix.replace(/\/+$/, '')}/${MANIFEST_NAME}`;
+}
+
+const manifestSchema = z.object({
+  version: z.literal(1),
+  createdAt: z.string(),
+  files: z.array(
+    z.object({
+      path: storageKeySchema,
+      size: z.number().int().min(0),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    }),
+  ),
+  totalBytes: z.number().int().min(0),
+  metadata: z.record(z.string(), z.unknown()),
+});
+
+export function parseManifest(key: string, value: unknown): Manifest {
+  const result = manifestSchema.safeParse(value);
+  if (!result.success) {
+    throw new StorageError(
+      'NotFound',
+      `${key} is not a valid manifest: ${result.error.issues[0]?.message}`,
+      false,
+    );
+  }
+  return result.data as Manifest;
+}
