@@ -16,7 +16,14 @@ export const PROMOTION_STAGES = [
 ] as const;
 export type PromotionStage = (typeof PROMOTION_STAGES)[number];
 
-export const CANARY_STAGES = ['claim', 'canary', 'promote', 'report'] as const;
+export const CANARY_STAGES = [
+  'claim',
+  'canary',
+  'load-test',
+  'approve-promote',
+  'promote',
+  'report',
+] as const;
 export type CanaryStage = (typeof CANARY_STAGES)[number];
 
 export type StageState =

@@ -1,0 +1,168 @@
+// Activity contracts: the input/output types of every activity a workflow schedules.
+// Workflows import these as types only (erased at build), so they never pull activity
+// code or adapters into the workflow bundle.
+
+import type { CanaryAnalysisRequest } from '../src/analysis/port.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/cluster/port.js';
+import type { AnalysisResult } from '../src/domain/analysis.js';
+import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
+import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
+import type { PipelineStatus } from '../src/domain/status.js';
+
+export interface ResolveModelInput {
+  model: string;
+  revision: string;
+}
+
+export interface ResolvedModelSummary {
+  model: string;
+  revision: string;
+  commit?: string;
+  fileCount: number;
+  totalBytes: number;
+  needsTrustRemoteCode: boolean;
+}
+
+export interface DownloadModelInput {
+  workflowId: string;
+  model: string;
+  revision: string;
+  actor: string;
+}
+
+export interface DownloadedModel {
+  /** URI of the prefix holding the model and its manifest (what Jobs and serving read). */
+  uri: string;
+  fileCount: number;
+  totalBytes: number;
+  /** True when every file was already in the store (a retried or repeated promotion). */
+  reused: boolean;
+}
+
+export interface GpuJobRun {
+  jobName: string;
+  namespace: string;
+  /** True when an existing Job with the deterministic name was adopted, not created. */
+  adopted: boolean;
+  resultUri: string;
+}
+
+export interface QuantizeModelInput {
+  workflowId: string;
+  /** Deterministic Job name chosen by the workflow (it also registers the clean-up). */
+  jobName: string;
+  model: string;
+  revision: string;
+  sourceUri: string;
+  quantization: {
+    method: 'awq';
+    bits: number;
+    groupSize: number;
+    zeroPoint: boolean;
+    kernel: string;
+    calibrationSamples: number;
+  };
+  gpuType: string;
+  timeoutSeconds: number;
+  actor: string;
+}
+
+export interface EvaluateModelInput {
+  workflowId: string;
+  jobName: string;
+  model: string;
+  baselineUri: string;
+  candidateUri: string;
+  samples: number;
+  gpuType: string;
+  timeoutSeconds: number;
+  actor: string;
+}
+
+export interface DeleteGpuJobInput {
+  workflowId: string;
+  jobName: string;
+  actor: string;
+}
+
+export interface MarkCandidateRejectedInput {
+  workflowId: string;
+  candidateUri: string;
+  reason: string;
+  actor: string;
+}
+
+export interface ServingActionInput {
+  workflowId: string;
+  ref: ServingRef;
+  actor: string;
+}
+
+export interface ShiftTrafficInput extends ServingActionInput {
+  revision: ServingRevisionSpec;
+  percent: number;
+  timeoutSeconds: number;
+}
+
+export interface ClaimResult {
+  claimed: boolean;
+  holder?: string;
+}
+
+export interface AnalyseStepInput extends ServingActionInput {
+  step: number;
+  canaryPercent: number;
+  windowSeconds: number;
+  minSamples: number;
+  probe: CanaryAnalysisRequest['probe'];
+  slo: CanaryAnalysisRequest['slo'];
+}
+
+/** Load test through the service's traffic split (the activity resolves the URL). */
+export interface LoadTestInput extends ServingActionInput {
+  profile: LoadTestProfile;
+}
+
+export interface LoadTestOutcome {
+  passed: boolean;
+  /** Why an SLO was missed (empty when passed). */
+  reasons: string[];
+  /** Headline figures: p99 TTFT/TPOT/E2E in ms, error rate %, tokens/s, goodput req/s. */
+  summary: Record<string, number>;
+  reportUri?: string;
+}
+
+export interface PromotionReportInput {
+  workflowId: string;
+  status: PipelineStatus;
+  evaluation?: EvaluationResult;
+  quantization?: QuantizeResult;
+  loadTest?: LoadTestOutcome;
+  analyses: AnalysisResult[];
+}
+
+export interface PromotionActivities {
+  resolveModel(input: ResolveModelInput): Promise<ResolvedModelSummary>;
+  downloadModel(input: DownloadModelInput): Promise<DownloadedModel>;
+  quantizeModelAwq(input: QuantizeModelInput): Promise<GpuJobRun & { result: QuantizeResult }>;
+  evaluateModelQuality(input: EvaluateModelInput): Promise<GpuJobRun & { result: EvaluationResult }>;
+  deleteGpuJob(input: DeleteGpuJobInput): Promise<boolean>;
+  markCandidateRejected(input: MarkCandidateRejectedInput): Promise<void>;
+  writePromotionReport(input: PromotionReportInput): Promise<{ uri: string }>;
+}
+
+export interface ServingActivities {
+  claimServingTarget(input: ServingActionInput): Promise<ClaimResult>;
+  releaseServingTarget(input: ServingActionInput): Promise<void>;
+  describeServing(input: ServingActionInput): Promise<ServingStatus | null>;
+  ensureStableService(
+    input: ServingActionInput & { revision: ServingRevisionSpec; timeoutSeconds: number },
+  ): Promise<ServingStatus>;
+  shiftCanaryTraffic(input: ShiftTrafficInput): Promise<ServingStatus>;
+  rollbackCanary(
+    input: ServingActionInput & { reason: string; timeoutSeconds: number },
+  ): Promise<ServingStatus>;
+  promoteCanary(input: ServingActionInput & { timeoutSeconds: number }): Promise<ServingStatus>;
+  analyseCanaryStep(input: AnalyseStepInput): Promise<AnalysisResult>;
+  runLoadTest(input: LoadTestInput): Promise<LoadTestOutcome>;
+}

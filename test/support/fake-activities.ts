@@ -1,0 +1,277 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type {
+  AnalyseStepInput,
+  PromotionActivities,
+  ServingActivities,
+  ShiftTrafficInput,
+} from '../../activities/contracts.js';
+import type { ServingStatus } from '../../src/cluster/port.js';
+import type { AnalysisResult, Verdict } from '../../src/domain/analysis.js';
+import type { EvaluationResult, QuantizeResult } from '../../src/domain/job-results.js';
+
+// Scripted activity implementations for workflow tests on the time-skipping server. They
+// record every call in order so tests can assert what ran (and in which order the saga
+// compensated), and they keep a tiny model of the service's traffic split.
+
+export interface FakeOptions {
+  /** Verdict per analysis call, in order; missing entries pass. */
+  verdicts?: Verdict[];
+  qualityDropPct?: number;
+  /** resolveModel throws a retryable error this many times first. */
+  resolveFailures?: number;
+  loadTestPassed?: boolean;
+  /** Makes analyseCanaryStep wait (heartbeating) until release() or cancellation. */
+  blockAnalysis?: boolean;
+  serviceExists?: boolean;
+  claimHolder?: string;
+}
+
+export class FakeActivities {
+  readonly calls: string[] = [];
+  readonly attempts: Record<string, number> = {};
+  analysisCancelled = false;
+  private analysisCount = 0;
+  private canaryPercent?: number;
+  private stableRevision = 'svc-predictor-00001';
+  private canaryRevision?: string;
+  private revisionCounter = 1;
+  private exists: boolean;
+  private releaseAnalysis?: () => void;
+  private analysisStartedResolvers: Array<() => void> = [];
+
+  constructor(readonly options: FakeOptions = {}) {
+    this.exists = options.serviceExists ?? true;
+  }
+
+  /** Resolves when an analysis is in progress (blockAnalysis mode). */
+  analysisStarted(): Promise<void> {
+    return new Promise((resolve) => this.analysisStartedResolvers.push(resolve));
+  }
+
+  release(): void {
+    this.releaseAnalysis?.();
+  }
+
+  private record(name: string, detail?: string | number): void {
+    this.calls.push(detail === undefined ? name : `${name}:${detail}`);
+  }
+
+  private status(): ServingStatus {
+    const traffic: ServingStatus['traffic'] = [
+      {
+        revision: this.stableRevision,
+        percent: 100 - (this.canaryPercent ?? 0),
+        tag: 'prev',
+        url: 'http://stable',
+      },
+    ];
+    if (this.canaryRevision) {
+      traffic.push({
+        revision: this.canaryRevision,
+        percent: this.canaryPercent ?? 0,
+        tag: 'latest',
+        url: 'http://canary',
+      });
+    }
+    return {
+      namespace: 'llm-prod',
+      name: 'svc',
+      ready: true,
+      conditions: [{ type: 'Ready', status: 'True' }],
+      url: 'http://svc',
+      traffic,
+      canaryPercent: this.canaryRevision ? this.canaryPercent : undefined,
+      latestRolledoutRevision: this.stableRevision,
+      latestCreatedRevision: this.canaryRevision ?? this.stableRevision,
+    };
+  }
+
+  promotion(): PromotionActivities {
+    return {
+      resolveModel: async (input) => {
+        const attempt = Context.current().info.attempt;
+        this.attempts.resolveModel = attempt;
+        this.record('resolveModel');
+        if (attempt <= (this.options.resolveFailures ?? 0))
+          throw new Error(`hub unavailable (attempt ${attempt})`);
+        return {
+          model: input.model,
+          revision: input.revision,
+          commit: 'abc123',
+          fileCount: 9,
+          totalBytes: 15_400_000_000,
+          needsTrustRemoteCode: true,
+        };
+      },
+      downloadModel: async () => {
+        this.record('downloadModel');
+        return {
+          uri: 'file:///store/models/qwen/Qwen-7B-Chat/master/original',
+          fileCount: 9,
+          totalBytes: 15_400_000_000,
+          reused: false,
+        };
+      },
+      quantizeModelAwq: async (input) => {
+        this.record('quantizeModelAwq', input.jobName);
+        const result: QuantizeResult = {
+          kind: 'quantize',
+          simulated: true,
+          method: 'awq',
+          bits: 4,
+          groupSize: 128,
+          zeroPoint: true,
+          kernel: 'GEMM',
+          outputUri: 'file:///store/models/qwen/Qwen-7B-Chat/master/awq-w4-g128',
+          files: [],
+          sizeBytes: 5_400_000_000,
+          originalSizeBytes: 15_400_000_000,
+          durationSeconds: 1,
+          tool: { name: 'fake', version: '0' },
+        };
+        return {
+          jobName: input.jobName,
+          namespace: 'qwenops',
+          adopted: false,
+          resultUri: 'file:///store/q.json',
+          result,
+        };
+      },
+      evaluateModelQuality: async (input) => {
+        this.record('evaluateModelQuality', input.jobName);
+        const drop = this.options.qualityDropPct ?? 0.4;
+        const result: EvaluationResult = {
+          kind: 'evaluate',
+          simulated: true,
+          evalSet: 'fake',
+          samples: 200,
+          gpuType: 'A10',
+          baseline: {
+            modelUri: input.baselineUri,
+            qualityScore: 0.8,
+            memoryGb: 14.2,
+            tokensPerSecond: 420,
+            taskScores: {},
+          },
+          candidate: {
+            modelUri: input.candidateUri,
+            qualityScore: 0.8 * (1 - drop / 100),
+            memoryGb: 9.6,
+            tokensPerSecond: 850,
+            taskScores: {},
+          },
+          durationSeconds: 1,
+        };
+        return {
+          jobName: input.jobName,
+          namespace: 'qwenops',
+          adopted: false,
+          resultUri: 'file:///store/e.json',
+          result,
+        };
+      },
+      deleteGpuJob: async (input) => {
+        this.record('deleteGpuJob', input.jobName.includes('quantize') ? 'quantize' : 'evaluate');
+        return true;
+      },
+      markCandidateRejected: async () => {
+        this.record('markCandidateRejected');
+      },
+      writePromotionReport: async (input) => {
+        this.record('writePromotionReport', input.status.outcome);
+        return { uri: `file:///store/runs/${input.workflowId}/report.json` };
+      },
+    };
+  }
+
+  serving(): ServingActivities {
+    return {
+      claimServingTarget: async () => {
+        this.record('claimServingTarget');
+        return this.options.claimHolder
+          ? { claimed: false, holder: this.options.claimHolder }
+          : { claimed: true };
+      },
+      releaseServingTarget: async () => {
+        this.record('releaseServingTarget');
+      },
+      describeServing: async () => {
+        this.record('describeServing');
+        return this.exists ? this.status() : null;
+      },
+      ensureStableService: async () => {
+        this.record('ensureStableService', this.exists ? 'exists' : 'created');
+        this.exists = true;
+        return this.status();
+      },
+      shiftCanaryTraffic: async (input: ShiftTrafficInput) => {
+        this.record('shiftCanaryTraffic', input.percent);
+        if (!this.canaryRevision) this.canaryRevision = `svc-predictor-0000${++this.revisionCounter}`;
+        this.canaryPercent = input.percent;
+        return this.status();
+      },
+      rollbackCanary: async () => {
+        this.record('rollbackCanary');
+        this.canaryRevision = undefined;
+        this.canaryPercent = undefined;
+        return this.status();
+      },
+      promoteCanary: async () => {
+        this.record('promoteCanary');
+        if (this.canaryRevision) this.stableRevision = this.canaryRevision;
+        this.canaryRevision = undefined;
+        this.canaryPercent = undefined;
+        return this.status();
+      },
+      analyseCanaryStep: async (input: AnalyseStepInput): Promise<AnalysisResult> => {
+        const n = this.analysisCount++;
+        this.record('analyseCanaryStep', input.canaryPercent);
+        if (this.options.blockAnalysis) {
+          const ctx = Context.current();
+          for (const resolve of this.analysisStartedResolvers.splice(0)) resolve();
+          const released = new Promise<void>((resolve) => {
+            this.releaseAnalysis = resolve;
+          });
+          const beat = setInterval(() => ctx.heartbeat(), 100);
+          try {
+            await Promise.race([released, ctx.cancelled]);
+          } catch (err) {
+            this.analysisCancelled = true;
+            throw err;
+          } finally {
+            clearInterval(beat);
+          }
+        }
+        const verdict = this.options.verdicts?.[n] ?? 'pass';
+        const reasons =
+          verdict === 'pass'
+            ? []
+            : verdict === 'fail'
+              ? ['canary p99 612 ms > 300 ms']
+              : ['only 3 samples, need 30'];
+        return {
+          step: input.step,
+          canaryPercent: input.canaryPercent,
+          verdict,
+          reasons,
+          checks: [],
+          provider: 'fake',
+          startedAt: new Date().toISOString(),
+          finishedAt: new Date().toISOString(),
+        };
+      },
+      runLoadTest: async () => {
+        this.record('runLoadTest');
+        const passed = this.options.loadTestPassed ?? true;
+        if (!passed) return { passed, reasons: ['p99 TTFT 480 ms > 300 ms'], summary: { p99TtftMs: 480 } };
+        return { passed, reasons: [], summary: { p99TtftMs: 120, errorRatePct: 0 } };
+      },
+    };
+  }
+}
+
+/** Fails with a non-retryable application error; for scripted failures. */
+export function nonRetryable(message: string, type: string): never {
+  throw ApplicationFailure.create({ message, type, nonRetryable: true });
+}

@@ -1,0 +1,121 @@
+// Activity proxies with per-stage timeouts and retry policies. Long external waits
+// heartbeat; the heartbeat timeout is how fast a dead worker is noticed and the activity
+// moves to a live one, where it resumes from the object it already created.
+
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import type { PromotionActivities, ServingActivities } from '../activities/contracts.js';
+import { FAILURE_TYPES, TASK_QUEUES } from './definitions.js';
+
+/** Errors a retry cannot fix: bad input, a failed gate, a Job that failed on its own. */
+const NON_RETRYABLE = [
+  FAILURE_TYPES.invalidInput,
+  FAILURE_TYPES.qualityGate,
+  FAILURE_TYPES.jobFailed,
+  'InputValidationError',
+  'Forbidden',
+  'Unsupported',
+];
+
+const retry = (maximumAttempts: number) => ({
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '1m',
+  maximumAttempts,
+  nonRetryableErrorTypes: NON_RETRYABLE,
+});
+
+export interface StageTimeouts {
+  heartbeatTimeoutSeconds: number;
+  gpuJobTimeoutSeconds: number;
+  shiftTimeoutSeconds: number;
+  analysisWindowSeconds: number;
+  loadTestSeconds: number;
+}
+
+export function promotionActivities(t: StageTimeouts) {
+  const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;
+  const light = proxyActivities<
+    Pick<PromotionActivities, 'resolveModel' | 'writePromotionReport' | 'markCandidateRejected'>
+  >({
+    taskQueue: TASK_QUEUES.default,
+    startToCloseTimeout: '2m',
+    retry: retry(5),
+  });
+  const download = proxyActivities<Pick<PromotionActivities, 'downloadModel'>>({
+    taskQueue: TASK_QUEUES.gpuJobs,
+    startToCloseTimeout: '6h',
+    heartbeatTimeout,
+    retry: retry(10),
+  });
+  // WAIT_CANCELLATION_COMPLETED: on abort the workflow waits until the activity has
+  // deleted the Job it started, so compensation never races a still-running Job.
+  const gpu = proxyActivities<Pick<PromotionActivities, 'quantizeModelAwq' | 'evaluateModelQuality'>>({
+    taskQueue: TASK_QUEUES.gpuJobs,
+    startToCloseTimeout: `${t.gpuJobTimeoutSeconds + 600}s`,
+    heartbeatTimeout,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: retry(5),
+  });
+  const cleanup = proxyActivities<Pick<PromotionActivities, 'deleteGpuJob'>>({
+    taskQueue: TASK_QUEUES.gpuJobs,
+    startToCloseTimeout: '2m',
+    retry: retry(10),
+  });
+  // Proxies have no own keys, so they are picked one by one rather than spread.
+  return {
+    resolveModel: light.resolveModel,
+    writePromotionReport: light.writePromotionReport,
+    markCandidateRejected: light.markCandidateRejected,
+    downloadModel: download.downloadModel,
+    quantizeModelAwq: gpu.quantizeModelAwq,
+    evaluateModelQuality: gpu.evaluateModelQuality,
+    deleteGpuJob: cleanup.deleteGpuJob,
+  };
+}
+
+export function servingActivities(t: StageTimeouts) {
+  const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;
+  const control = proxyActivities<
+    Pick<
+      ServingActivities,
+      | 'claimServingTarget'
+      | 'releaseServingTarget'
+      | 'describeServing'
+      | 'ensureStableService'
+      | 'shiftCanaryTraffic'
+      | 'rollbackCanary'
+      | 'promoteCanary'
+    >
+  >({
+    taskQueue: TASK_QUEUES.cluster,
+    startToCloseTimeout: `${t.shiftTimeoutSeconds + 120}s`,
+    heartbeatTimeout,
+    retry: retry(10),
+  });
+  const analysis = proxyActivities<Pick<ServingActivities, 'analyseCanaryStep'>>({
+    taskQueue: TASK_QUEUES.cluster,
+    startToCloseTimeout: `${t.analysisWindowSeconds + 180}s`,
+    heartbeatTimeout,
+    retry: retry(3),
+  });
+  const loadTest = proxyActivities<Pick<ServingActivities, 'runLoadTest'>>({
+    taskQueue: TASK_QUEUES.cluster,
+    startToCloseTimeout: `${t.loadTestSeconds + 300}s`,
+    heartbeatTimeout,
+    retry: retry(3),
+  });
+  return {
+    claimServingTarget: control.claimServingTarget,
+    releaseServingTarget: control.releaseServingTarget,
+    describeServing: control.describeServing,
+    ensureStableService: control.ensureStableService,
+    shiftCanaryTraffic: control.shiftCanaryTraffic,
+    rollbackCanary: control.rollbackCanary,
+    promoteCanary: control.promoteCanary,
+    analyseCanaryStep: analysis.analyseCanaryStep,
+    runLoadTest: loadTest.runLoadTest,
+  };
+}
+
+export type PromotionActivityProxies = ReturnType<typeof promotionActivities>;
+export type ServingActivityProxies = ReturnType<typeof servingActivities>;

@@ -1,0 +1,350 @@
+// Human control and visible state shared by promoteModel and canaryRelease: the status the
+// `status` query returns, the search attributes mirrored from it, and the approve / reject /
+// abort / pause / resume handlers (as signals for the UI and validated updates for the CLI).
+
+import {
+  type CancellationScope,
+  condition,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { AnalysisResult } from '../src/domain/analysis.js';
+import type {
+  CompensationRecord,
+  Outcome,
+  PendingDecision,
+  PipelineStatus,
+  StageRecord,
+  StageState,
+} from '../src/domain/status.js';
+import {
+  type AbortRequest,
+  abortSignal,
+  abortUpdate,
+  approveSignal,
+  approveUpdate,
+  type Decision,
+  pauseSignal,
+  pauseUpdate,
+  rejectSignal,
+  rejectUpdate,
+  resumeSignal,
+  resumeUpdate,
+  SEARCH_ATTRIBUTES,
+  setTrafficStepUpdate,
+  statusQuery,
+} from './definitions.js';
+
+/** The workflow clock: Temporal replaces Date inside workflows with deterministic task time. */
+export function nowIso(): string {
+  return new Date().toISOString();
+}
+
+export type DecisionOutcome =
+  | { kind: 'approved'; by: string }
+  | { kind: 'rejected'; by: string; reason: string }
+  | { kind: 'timeout' };
+
+export class PipelineControl {
+  readonly status: PipelineStatus;
+  private pendingAnswer?: DecisionOutcome;
+  private abortRequest?: { by: string; reason: string };
+  private requestedPercent?: number;
+  /** The scope the pipeline body runs in; abort cancels it so waits and activities stop. */
+  bodyScope?: CancellationScope;
+  /** Canary steps of the plan, set once the canary starts (for setTrafficStep validation). */
+  canarySteps: readonly number[] = [];
+  canaryStepIndex = -1;
+
+  constructor(init: {
+    kind: PipelineStatus['kind'];
+    model?: string;
+    service: { namespace: string; name: string };
+    stages: readonly string[];
+  }) {
+    this.status = {
+      kind: init.kind,
+      workflowId: workflowInfo().workflowId,
+      model: init.model,
+      service: init.service,
+      stage: init.stages[0] ?? 'start',
+      stages: init.stages.map((name) => ({ name, state: 'pending' })),
+      progress: { percent: 0, message: 'starting' },
+      traffic: { canaryPercent: 0 },
+      analyses: 0,
+      paused: false,
+      outcome: 'running',
+      compensations: [],
+      artifacts: {},
+    };
+  }
+
+  // ---- visible state -------------------------------------------------------------
+
+  private stage(name: string): StageRecord {
+    let record = this.status.stages.find((s) => s.name === name);
+    if (!record) {
+      record = { name, state: 'pending' };
+      this.status.stages.push(record);
+    }
+    return record;
+  }
+
+  startStage(name: string, message: string): void {
+    const record = this.stage(name);
+    record.state = 'running';
+    record.startedAt ??= nowIso();
+    record.detail = message;
+    this.status.stage = name;
+    this.setProgress(message);
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: name }]);
+  }
+
+  setStageState(name: string, state: StageState, detail?: string): void {
+    const record = this.stage(name);
+    record.state = state;
+    if (detail !== undefined) record.detail = detail;
+    if (state === 'succeeded' || state === 'failed' || state === 'skipped' || state === 'compensated') {
+      record.finishedAt ??= nowIso();
+    }
+  }
+
+  finishStage(name: string, detail: string): void {
+    this.setStageState(name, 'succeeded', detail);
+  }
+
+  skipStage(name: string, detail: string): void {
+    this.setStageState(name, 'skipped', detail);
+  }
+
+  setProgress(message: string, percent?: number): void {
+    const done = this.status.stages.filter((s) => s.state === 'succeeded' || s.state === 'skipped').length;
+    this.status.progress = {
+      percent: percent ?? Math.round((done / Math.max(1, this.status.stages.length)) * 100),
+      message,
+    };
+  }
+
+  recordAnalysis(result: AnalysisResult): void {
+    this.status.lastAnalysis = result;
+    this.status.analyses += 1;
+  }
+
+  recordCompensation(record: CompensationRecord): void {
+    this.status.compensations.push(record);
+  }
+
+  finish(outcome: Outcome, reason?: string): void {
+    this.status.outcome = outcome;
+    this.status.reason = reason;
+    this.status.pendingDecision = undefined;
+    this.status.paused = false;
+    if (outcome === 'promoted') this.status.progress = { percent: 100, message: 'promoted' };
+    else
+      this.status.progress = {
+        percent: this.status.progress.percent,
+        message: `${outcome}: ${reason ?? ''}`.trim(),
+      };
+    const updates: Parameters<typeof upsertSearchAttributes>[0] = [
+      { key: SEARCH_ATTRIBUTES.outcome, value: outcome },
+    ];
+    if (reason) updates.push({ key: SEARCH_ATTRIBUTES.reason, value: reason.slice(0, 2000) });
+    upsertSearchAttributes(updates);
+  }
+
+  // ---- handlers ------------------------------------------------------------------
+
+  install(): void {
+    setHandler(statusQuery, () => this.status);
+
+    const approve = (d?: Decision) => this.answer({ kind: 'approved', by: d?.by ?? 'unknown' });
+    const reject = (d?: Decision) =>
+      this.answer({ kind: 'rejected', by: d?.by ?? 'unknown', reason: d?.comment ?? 'rejected by a human' });
+    const abort = (r?: AbortRequest) =>
+      this.requestAbort(r?.by ?? 'unknown', r?.reason ?? 'aborted by a human');
+    const pause = (d?: Decision) => this.setPaused(true, d?.by);
+    const resume = (d?: Decision) => this.setPaused(false, d?.by);
+
+    // Signals can't be refused, so they apply only when they make sense and are otherwise ignored.
+    setHandler(approveSignal, (d) => {
+      if (this.status.pendingDecision) approve(d);
+    });
+    setHandler(rejectSignal, (d) => {
+      if (this.status.pendingDecision) reject(d);
+    });
+    setHandler(abortSignal, (r) => {
+      if (this.canAbort()) abort(r);
+    });
+    setHandler(pauseSignal, (d) => {
+      if (this.canPause()) pause(d);
+    });
+    setHandler(resumeSignal, (d) => {
+      if (this.status.paused) resume(d);
+    });
+
+    const requireDecision = (_decision?: Decision) => {
+      if (!this.status.pendingDecision) {
+        throw new Error(
+          `nothing is waiting for a decision (stage: ${this.status.stage}, outcome: ${this.status.outcome})`,
+        );
+      }
+    };
+    setHandler(
+      approveUpdate,
+      (d) => {
+        approve(d);
+        return this.status;
+      },
+      { validator: requireDecision },
+    );
+    setHandler(
+      rejectUpdate,
+      (d) => {
+        reject(d);
+        return this.status;
+      },
+      { validator: requireDecision },
+    );
+    setHandler(
+      abortUpdate,
+      (r) => {
+        abort(r);
+        return this.status;
+      },
+      {
+        validator: (_request?: AbortRequest) => {
+          if (!this.canAbort()) throw new Error(`cannot abort: the pipeline is ${this.describeState()}`);
+        },
+      },
+    );
+    setHandler(
+      pauseUpdate,
+      (d) => {
+        pause(d);
+        return this.status;
+      },
+      {
+        validator: (_decision?: Decision) => {
+          if (!this.canPause()) {
+            throw new Error(
+              `cannot pause: pausing applies to a running canary (stage: ${this.status.stage}, paused: ${this.status.paused})`,
+            );
+          }
+        },
+      },
+    );
+    setHandler(
+      resumeUpdate,
+      (d) => {
+        resume(d);
+        return this.status;
+      },
+      {
+        validator: (_decision?: Decision) => {
+          if (!this.status.paused) throw new Error('cannot resume: not paused');
+        },
+      },
+    );
+    setHandler(
+      setTrafficStepUpdate,
+      (req) => {
+        this.requestedPercent = req.percent;
+        return this.status;
+      },
+      {
+        validator: (req) => {
+          if (this.status.stage !== 'canary' || this.canaryStepIndex < 0) {
+            throw new Error('cannot set the traffic step: no canary is running');
+          }
+          if (!req || typeof req.percent !== 'number' || !this.canarySteps.includes(req.percent)) {
+            throw new Error(`percent must be one of the plan's steps: ${this.canarySteps.join(', ')}`);
+          }
+          const current = this.canarySteps[this.canaryStepIndex] ?? 0;
+          if (req.percent <= current) {
+            throw new Error(`percent must be above the current step (${current}%); use abort to roll back`);
+          }
+        },
+      },
+    );
+  }
+
+  private describeState(): string {
+    return this.status.outcome === 'running'
+      ? `at stage ${this.status.stage}`
+      : `already ${this.status.outcome}`;
+  }
+
+  private canAbort(): boolean {
+    return this.status.outcome === 'running' && !this.abortRequest;
+  }
+
+  private canPause(): boolean {
+    return this.status.outcome === 'running' && this.status.stage === 'canary' && !this.status.paused;
+  }
+
+  private answer(outcome: DecisionOutcome): void {
+    this.pendingAnswer = outcome;
+  }
+
+  private setPaused(paused: boolean, by?: string): void {
+    this.status.paused = paused;
+    this.setProgress(
+      paused ? `paused by ${by ?? 'unknown'}` : `resumed by ${by ?? 'unknown'}`,
+      this.status.progress.percent,
+    );
+  }
+
+  private requestAbort(by: string, reason: string): void {
+    this.abortRequest = { by, reason };
+    this.bodyScope?.cancel();
+  }
+
+  get aborted(): { by: string; reason: string } | undefined {
+    return this.abortRequest;
+  }
+
+  /** Consumes a pending setTrafficStep request, if any. */
+  takeRequestedPercent(): number | undefined {
+    const p = this.requestedPercent;
+    this.requestedPercent = undefined;
+    return p;
+  }
+
+  /**
+   * Waits for a human decision with a deadline. Every wait has a deadline: a missing answer
+   * is a 'timeout', which callers treat as a rejection.
+   */
+  async awaitDecision(
+    gate: PendingDecision['gate'],
+    question: string,
+    timeoutSeconds: number,
+  ): Promise<DecisionOutcome> {
+    const since = new Date();
+    const pending: PendingDecision = {
+      gate,
+      since: since.toISOString(),
+      deadline: new Date(since.getTime() + timeoutSeconds * 1000).toISOString(),
+      question,
+    };
+    this.pendingAnswer = undefined;
+    this.status.pendingDecision = pending;
+    this.setProgress(`waiting for a decision: ${question}`, this.status.progress.percent);
+    try {
+      const answered = await condition(() => this.pendingAnswer !== undefined, timeoutSeconds * 1000);
+      return answered && this.pendingAnswer ? this.pendingAnswer : { kind: 'timeout' };
+    } finally {
+      this.status.pendingDecision = undefined;
+      this.pendingAnswer = undefined;
+    }
+  }
+
+  /**
+   * Blocks while paused, up to `maxPauseSeconds`. Returns false when the pause outlived its
+   * deadline (the caller rolls back).
+   */
+  async waitWhilePaused(maxPauseSeconds: number): Promise<boolean> {
+    if (!this.status.paused) return true;
+    return condition(() => !this.status.paused, maxPauseSeconds * 1000);
+  }
+}

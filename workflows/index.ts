@@ -1,0 +1,3 @@
+// Every workflow the workers register (the bundle entrypoint).
+export { canaryRelease } from './canary-release.js';
+export { promoteModel } from './promote-model.js';

@@ -1,0 +1,368 @@
+// promoteModel: hub -> object store -> AWQ quantization (GPU Job) -> quality validation
+// (GPU Job) -> [approval] -> canary with analysis -> load test -> [approval] -> promote ->
+// report. Any failure, rejection or abort runs the registered compensations newest first.
+
+import {
+  ApplicationFailure,
+  CancellationScope,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { LoadTestOutcome } from '../activities/contracts.js';
+import type { AnalysisResult } from '../src/domain/analysis.js';
+import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
+import { stageObjectName } from '../src/domain/names.js';
+import { type PromotionSpec, parsePromotionSpec } from '../src/domain/promotion-spec.js';
+import { evaluateQualityGates } from '../src/domain/quality-gates.js';
+import { buildRevisionSpec, promotionLabels, servingRef } from '../src/domain/serving.js';
+import { type PipelineStatus, PROMOTION_STAGES } from '../src/domain/status.js';
+import {
+  type PromotionActivityProxies,
+  promotionActivities,
+  type ServingActivityProxies,
+  servingActivities,
+} from './activity-options.js';
+import { PipelineControl } from './control.js';
+import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
+import { classifyFailure, invalidInput, rootMessage } from './failures.js';
+import { applyTraffic, rolledBack, runCanarySteps } from './rollout.js';
+import { Saga } from './saga.js';
+
+export interface PromotionResult {
+  outcome: 'promoted';
+  model: string;
+  service: { namespace: string; name: string };
+  revision?: string;
+  reportUri?: string;
+  status: PipelineStatus;
+}
+
+interface Collected {
+  evaluation?: EvaluationResult;
+  quantization?: QuantizeResult;
+  loadTest?: LoadTestOutcome;
+  analyses: AnalysisResult[];
+}
+
+export async function promoteModel(input: unknown): Promise<PromotionResult> {
+  let spec: PromotionSpec;
+  try {
+    spec = parsePromotionSpec(input);
+  } catch (err) {
+    throw invalidInput(err);
+  }
+  const workflowId = workflowInfo().workflowId;
+  const control = new PipelineControl({
+    kind: 'promotion',
+    model: spec.model,
+    service: { namespace: spec.serving.namespace, name: spec.serving.name },
+    stages: PROMOTION_STAGES,
+  });
+  control.install();
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.model, value: spec.model },
+    { key: SEARCH_ATTRIBUTES.service, value: `${spec.serving.namespace}/${spec.serving.name}` },
+    { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
+  ]);
+
+  const timeouts = {
+    heartbeatTimeoutSeconds: spec.execution.heartbeatTimeoutSeconds,
+    gpuJobTimeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
+    shiftTimeoutSeconds: spec.canary.shiftTimeoutSeconds,
+    analysisWindowSeconds: spec.canary.analysisWindowSeconds,
+    loadTestSeconds: spec.loadTest.durationSeconds,
+  };
+  const acts = promotionActivities(timeouts);
+  const serving = servingActivities(timeouts);
+  const saga = new Saga();
+  const collected: Collected = { analyses: [] };
+  const body = new CancellationScope();
+  control.bodyScope = body;
+
+  try {
+    const revision = await body.run(() =>
+      runPromotion(spec, workflowId, control, saga, acts, serving, collected),
+    );
+    control.finish('promoted');
+    return {
+      outcome: 'promoted',
+      model: spec.model,
+      service: control.status.service,
+      revision,
+      reportUri: control.status.reportUri,
+      status: control.status,
+    };
+  } catch (err) {
+    const classified = classifyFailure(err, control.aborted);
+    control.status.reason = classified.reason;
+    const current = control.status.stages.find((s) => s.state === 'running' || s.state === 'waiting');
+    if (current) control.setStageState(current.name, 'failed', classified.reason);
+    await saga.compensate((record) => control.recordCompensation(record));
+    control.finish(classified.outcome, classified.reason);
+    await CancellationScope.nonCancellable(() => writeReport(acts, workflowId, control, collected)).catch(
+      () => undefined,
+    );
+    throw classified.failure;
+  }
+}
+
+async function writeReport(
+  acts: PromotionActivityProxies,
+  workflowId: string,
+  control: PipelineControl,
+  collected: Collected,
+): Promise<void> {
+  control.startStage('report', 'writing the promotion report');
+  try {
+    const { uri } = await acts.writePromotionReport({
+      workflowId,
+      status: control.status,
+      evaluation: collected.evaluation,
+      quantization: collected.quantization,
+      loadTest: collected.loadTest,
+      analyses: collected.analyses,
+    });
+    control.status.reportUri = uri;
+    control.status.artifacts.report = uri;
+    control.finishStage('report', uri);
+  } catch (err) {
+    control.setStageState('report', 'failed', rootMessage(err));
+    throw err;
+  }
+}
+
+async function runPromotion(
+  spec: PromotionSpec,
+  workflowId: string,
+  control: PipelineControl,
+  saga: Saga,
+  acts: PromotionActivityProxies,
+  serving: ServingActivityProxies,
+  collected: Collected,
+): Promise<string | undefined> {
+  const actor = spec.requestedBy;
+  const ref = servingRef(spec.serving);
+
+  // 1. Resolve the revision to an immutable listing.
+  control.startStage('resolve', `resolving ${spec.model}@${spec.hub.revision}`);
+  const resolved = await acts.resolveModel({ model: spec.model, revision: spec.hub.revision });
+  control.finishStage(
+    'resolve',
+    `${resolved.fileCount} files, ${(resolved.totalBytes / 1e9).toFixed(2)} GB${resolved.commit ? `, commit ${resolved.commit}` : ''}`,
+  );
+  if (resolved.needsTrustRemoteCode && !spec.serving.vllm.trustRemoteCode) {
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.invalidInput,
+      message: `${spec.model} ships its own modeling code: serving.vllm.trustRemoteCode must be true`,
+      nonRetryable: true,
+    });
+  }
+
+  // 2. Download into the object store (checksummed, resumable).
+  control.startStage('download', `downloading ${resolved.fileCount} files`);
+  const original = await acts.downloadModel({
+    workflowId,
+    model: spec.model,
+    revision: spec.hub.revision,
+    actor,
+  });
+  control.status.artifacts.original = original.uri;
+  control.finishStage('download', `${original.uri}${original.reused ? ' (already in the store)' : ''}`);
+
+  // 3. AWQ quantization on a GPU Job.
+  const quantizeJob = stageObjectName(workflowId, 'quantize');
+  control.startStage(
+    'quantize',
+    `AWQ w${spec.quantization.bits} g${spec.quantization.groupSize} on Job ${quantizeJob}`,
+  );
+  saga.add('deleteQuantizeJob', () => acts.deleteGpuJob({ workflowId, jobName: quantizeJob, actor }));
+  const quantized = await acts.quantizeModelAwq({
+    workflowId,
+    jobName: quantizeJob,
+    model: spec.model,
+    revision: spec.hub.revision,
+    sourceUri: original.uri,
+    quantization: spec.quantization,
+    gpuType: spec.serving.gpuType,
+    timeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
+    actor,
+  });
+  collected.quantization = quantized.result;
+  const candidateUri = quantized.result.outputUri;
+  control.status.artifacts.candidate = candidateUri;
+  saga.add('markCandidateRejected', () =>
+    acts.markCandidateRejected({
+      workflowId,
+      candidateUri,
+      reason: control.status.reason ?? 'promotion did not complete',
+      actor,
+    }),
+  );
+  const ratio =
+    quantized.result.originalSizeBytes > 0
+      ? quantized.result.sizeBytes / quantized.result.originalSizeBytes
+      : 0;
+  control.finishStage(
+    'quantize',
+    `${candidateUri} (${(ratio * 100).toFixed(0)}% of original size${quantized.adopted ? ', adopted existing Job' : ''}${quantized.result.simulated ? ', SIMULATED' : ''})`,
+  );
+
+  // 4. Quality validation on a GPU Job, then the gates.
+  const evaluateJob = stageObjectName(workflowId, 'evaluate');
+  control.startStage('validate', `evaluating baseline vs candidate on Job ${evaluateJob}`);
+  saga.add('deleteEvaluateJob', () => acts.deleteGpuJob({ workflowId, jobName: evaluateJob, actor }));
+  const evaluated = await acts.evaluateModelQuality({
+    workflowId,
+    jobName: evaluateJob,
+    model: spec.model,
+    baselineUri: original.uri,
+    candidateUri,
+    samples: spec.qualityGates.evalSamples,
+    gpuType: spec.serving.gpuType,
+    timeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
+    actor,
+  });
+  collected.evaluation = evaluated.result;
+  control.status.artifacts.evaluation = evaluated.resultUri;
+  const gates = evaluateQualityGates(evaluated.result, spec.qualityGates);
+  if (!gates.passed) {
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.qualityGate,
+      message: `quality gate failed: ${gates.failures.join('; ')}`,
+      nonRetryable: true,
+      details: [gates],
+    });
+  }
+  control.finishStage('validate', gates.checks.map((c) => c.message).join('; '));
+
+  // 5. A human looks at the numbers before production traffic.
+  await approvalGate(
+    control,
+    'approve-canary',
+    'before-canary',
+    spec.approvals.beforeCanary,
+    spec.approvals.timeoutSeconds,
+    `promote ${spec.model} AWQ candidate to a canary on ${ref.namespace}/${ref.name}?`,
+  );
+
+  // 6. Canary: lease the service, make sure a stable revision exists, then step traffic.
+  control.startStage('canary', `claiming ${ref.namespace}/${ref.name}`);
+  const claim = await serving.claimServingTarget({ workflowId, ref, actor });
+  if (!claim.claimed) {
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.serviceBusy,
+      message: `service ${ref.namespace}/${ref.name} is being rolled out by workflow ${claim.holder}; wait for it or abort it`,
+      nonRetryable: true,
+    });
+  }
+  saga.add('releaseServingTarget', () => serving.releaseServingTarget({ workflowId, ref, actor }));
+  const baselineRevision = buildRevisionSpec(spec.serving, original.uri, {
+    quantized: false,
+    labels: promotionLabels(spec, workflowId, 'baseline'),
+  });
+  // A service that does not exist yet is bootstrapped serving the unquantized baseline, so
+  // the AWQ canary is always compared with something under live traffic.
+  const stable = await serving.ensureStableService({
+    workflowId,
+    ref,
+    actor,
+    revision: baselineRevision,
+    timeoutSeconds: spec.canary.shiftTimeoutSeconds,
+  });
+  applyTraffic(control, stable);
+  const candidateRevision = buildRevisionSpec(spec.serving, candidateUri, {
+    quantized: true,
+    labels: promotionLabels(spec, workflowId, 'candidate'),
+  });
+  collected.analyses = await runCanarySteps({
+    workflowId,
+    actor,
+    ref,
+    revision: candidateRevision,
+    plan: spec.canary,
+    serving,
+    control,
+    saga,
+  });
+  control.finishStage('canary', `${collected.analyses.length} analyses passed, canary at 100%`);
+
+  // 7. Load test through the service, gated on SLOs.
+  if (spec.loadTest.enabled) {
+    control.startStage('load-test', `${spec.loadTest.mode}-loop load for ${spec.loadTest.durationSeconds}s`);
+    const outcome = await serving.runLoadTest({ workflowId, ref, actor, profile: spec.loadTest });
+    collected.loadTest = outcome;
+    if (outcome.reportUri) control.status.artifacts.loadTest = outcome.reportUri;
+    if (!outcome.passed) throw rolledBack(`load test missed its SLOs: ${outcome.reasons.join('; ')}`);
+    control.finishStage('load-test', summarizeLoadTest(outcome));
+  } else {
+    control.skipStage('load-test', 'disabled in the spec');
+  }
+
+  // 8. Last human check, then 9. promote.
+  await approvalGate(
+    control,
+    'approve-promote',
+    'before-promote',
+    spec.approvals.beforePromote,
+    spec.approvals.timeoutSeconds,
+    `make the AWQ candidate the stable revision of ${ref.namespace}/${ref.name}?`,
+  );
+  control.startStage('promote', 'promoting the canary to stable');
+  const promoted = await serving.promoteCanary({
+    workflowId,
+    ref,
+    actor,
+    timeoutSeconds: spec.canary.shiftTimeoutSeconds,
+  });
+  // Past this point production runs the candidate: nothing may undo it automatically.
+  saga.forget('rollbackCanary');
+  saga.forget('markCandidateRejected');
+  applyTraffic(control, promoted);
+  await serving.releaseServingTarget({ workflowId, ref, actor });
+  saga.forget('releaseServingTarget');
+  control.finishStage('promote', `stable revision ${promoted.latestRolledoutRevision ?? '(unknown)'}`);
+
+  // 10. Report.
+  await writeReport(acts, workflowId, control, collected);
+  return promoted.latestRolledoutRevision;
+}
+
+function summarizeLoadTest(outcome: LoadTestOutcome): string {
+  return Object.entries(outcome.summary)
+    .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`)
+    .join(' ');
+}
+
+/** An approval gate: skipped when the policy says so; rejection and timeout end the promotion. */
+export async function approvalGate(
+  control: PipelineControl,
+  stage: string,
+  gate: 'before-canary' | 'before-promote',
+  required: boolean,
+  timeoutSeconds: number,
+  question: string,
+): Promise<void> {
+  if (!required) {
+    control.skipStage(stage, 'no approval required by the spec');
+    return;
+  }
+  control.startStage(stage, question);
+  control.setStageState(stage, 'waiting');
+  const answer = await control.awaitDecision(gate, question, timeoutSeconds);
+  if (answer.kind === 'approved') {
+    control.finishStage(stage, `approved by ${answer.by}`);
+    return;
+  }
+  if (answer.kind === 'rejected') {
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.rejected,
+      message: `rejected by ${answer.by} at ${stage}: ${answer.reason}`,
+      nonRetryable: true,
+    });
+  }
+  throw ApplicationFailure.create({
+    type: FAILURE_TYPES.approvalTimeout,
+    message: `no approval at ${stage} within ${timeoutSeconds}s`,
+    nonRetryable: true,
+  });
+}

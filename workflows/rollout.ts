@@ -1,0 +1,139 @@
+// The canary loop both workflows run: shift traffic step by step, analyse each step
+// against the stable revision, and stop at the first reason to roll back. Rollback itself
+// is a saga compensation registered before the first shift, so every exit path (breach,
+// abort, rejection, timeout, a crash of this code) takes traffic back to stable, without
+// analysis.
+
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/cluster/port.js';
+import type { AnalysisResult } from '../src/domain/analysis.js';
+import { canaryProgressPercent, decideAfterAnalysis } from '../src/domain/canary.js';
+import type { CanaryPlan } from '../src/domain/promotion-spec.js';
+import type { ServingActivityProxies } from './activity-options.js';
+import type { PipelineControl } from './control.js';
+import { FAILURE_TYPES } from './definitions.js';
+import type { Saga } from './saga.js';
+
+export interface RolloutContext {
+  workflowId: string;
+  actor: string;
+  ref: ServingRef;
+  revision: ServingRevisionSpec;
+  plan: CanaryPlan;
+  serving: ServingActivityProxies;
+  control: PipelineControl;
+  saga: Saga;
+}
+
+export function rolledBack(reason: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FAILURE_TYPES.rolledBack, message: reason, nonRetryable: true });
+}
+
+export function applyTraffic(control: PipelineControl, status: ServingStatus): void {
+  const canary = status.traffic.find(
+    (t) => t.tag === 'latest' && t.revision !== status.latestRolledoutRevision,
+  );
+  const stable =
+    status.traffic.find((t) => t.revision === status.latestRolledoutRevision) ??
+    status.traffic.find((t) => t.tag === 'prev');
+  control.status.traffic = {
+    stableRevision: stable?.revision ?? status.latestRolledoutRevision,
+    canaryRevision: status.canaryPercent !== undefined ? canary?.revision : undefined,
+    canaryPercent: status.canaryPercent ?? 0,
+  };
+}
+
+/** Runs the canary steps; resolves when the canary carries 100 % and passed every analysis. */
+export async function runCanarySteps(ctx: RolloutContext): Promise<AnalysisResult[]> {
+  const { control, plan, serving, saga } = ctx;
+  const steps = plan.steps;
+  const analyses: AnalysisResult[] = [];
+  const base = { workflowId: ctx.workflowId, ref: ctx.ref, actor: ctx.actor };
+
+  control.canarySteps = steps;
+  saga.add('rollbackCanary', () =>
+    serving.rollbackCanary({
+      ...base,
+      reason: control.status.reason ?? 'rollback',
+      timeoutSeconds: plan.shiftTimeoutSeconds,
+    }),
+  );
+
+  let index = 0;
+  while (index < steps.length) {
+    const percent = steps[index] as number;
+    control.canaryStepIndex = index;
+    if (!(await control.waitWhilePaused(plan.maxPauseSeconds))) {
+      throw rolledBack(`paused for longer than ${plan.maxPauseSeconds}s before the ${percent}% step`);
+    }
+
+    control.setProgress(`shifting ${percent}% of traffic to the canary`, canaryProgressPercent(steps, index));
+    const shifted = await serving.shiftCanaryTraffic({
+      ...base,
+      revision: ctx.revision,
+      percent,
+      timeoutSeconds: plan.shiftTimeoutSeconds,
+    });
+    applyTraffic(control, shifted);
+
+    let failures = 0;
+    let advance = false;
+    while (!advance) {
+      control.setProgress(
+        `analysing the canary at ${percent}% for ${plan.analysisWindowSeconds}s`,
+        canaryProgressPercent(steps, index),
+      );
+      const result = await serving.analyseCanaryStep({
+        ...base,
+        step: index,
+        canaryPercent: percent,
+        windowSeconds: plan.analysisWindowSeconds,
+        minSamples: plan.minSamples,
+        probe: plan.probe,
+        slo: plan.slo,
+      });
+      analyses.push(result);
+      control.recordAnalysis(result);
+      const decision = decideAfterAnalysis({
+        verdict: result.verdict,
+        failuresSoFar: failures,
+        failureLimit: plan.failureLimit,
+        canaryPercent: percent,
+        reasons: result.reasons,
+      });
+      switch (decision.action) {
+        case 'advance':
+          advance = true;
+          break;
+        case 'reanalyse':
+          failures = decision.failures;
+          break;
+        case 'rollback':
+          throw rolledBack(decision.reason);
+        case 'ask-human': {
+          const answer = await control.awaitDecision(
+            'inconclusive-analysis',
+            decision.question,
+            plan.inconclusiveDecisionTimeoutSeconds,
+          );
+          if (answer.kind === 'approved') advance = true;
+          else if (answer.kind === 'rejected') {
+            throw rolledBack(
+              `rejected by ${answer.by} after an inconclusive analysis at ${percent}%: ${answer.reason}`,
+            );
+          } else {
+            throw rolledBack(
+              `no decision within ${plan.inconclusiveDecisionTimeoutSeconds}s on an inconclusive analysis at ${percent}%`,
+            );
+          }
+        }
+      }
+    }
+
+    const requested = control.takeRequestedPercent();
+    index =
+      requested !== undefined && steps.indexOf(requested) > index ? steps.indexOf(requested) : index + 1;
+  }
+  control.setProgress('the canary carries 100% and passed every analysis', 100);
+  return analyses;
+}
