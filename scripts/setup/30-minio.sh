@@ -11,4 +11,5 @@ build_minio() {
   mv "$gobin/minio" "$OUT"; rm -rf "$gobin"
 }
 cached_tool minio "$MINIO_VERSION" build_minio
-echo "[setup] minio: $("$TOOLS/bin/minio" --version 2>/dev/null | head -1)"
+# A `go install` build reports "DEVELOPMENT.GOGET", so the pinned module version is printed too.
+echo "[setup] minio: module $MINIO_VERSION, $("$TOOLS/bin/minio" --version 2>/dev/null | head -1)"

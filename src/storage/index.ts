@@ -1,5 +1,6 @@
 import type { QwenopsConfig } from '../config/config.js';
 import { FsArtifactStore } from './fs.js';
+import { MinioArtifactStore } from './minio.js';
 import type { ArtifactStore } from './port.js';
 
 export type { ArtifactStore } from './port.js';
@@ -10,6 +11,12 @@ export async function createArtifactStore(config: QwenopsConfig['store']): Promi
     case 'fs':
       return new FsArtifactStore(config.dir);
     case 'minio':
-      throw new Error('minio store: not wired yet (src/storage/minio.ts)');
+      return MinioArtifactStore.open({
+        endpoint: config.endpoint,
+        bucket: config.bucket,
+        region: config.region,
+        accessKey: config.accessKey,
+        secretKey: config.secretKey,
+      });
   }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { storageKeySchema } from '../domain/validation.js';
-import type { Manifest } from './port.js';
+import type { Manifest, ManifestFile } from './port.js';
 import { StorageError } from './port.js';
 
 // The manifest every complete artifact prefix ends with. Shared by all store adapters.
@@ -24,6 +24,17 @@ const manifestSchema = z.object({
   totalBytes: z.number().int().min(0),
   metadata: z.record(z.string(), z.unknown()),
 });
+
+/** The manifest object every adapter writes (same format whatever the store). */
+export function buildManifest(files: ManifestFile[], metadata: Record<string, unknown>): Manifest {
+  return {
+    version: 1,
+    createdAt: new Date().toISOString(),
+    files,
+    totalBytes: files.reduce((sum, f) => sum + f.size, 0),
+    metadata,
+  };
+}
 
 export function parseManifest(key: string, value: unknown): Manifest {
   const result = manifestSchema.safeParse(value);
