@@ -16,13 +16,22 @@ const REDACT = [
   '*.databaseUrl',
 ];
 
-export function createLogger(name: string, level: string = process.env.QWENOPS_LOG_LEVEL ?? 'info'): Logger {
-  return pino({
+/**
+ * `fd` 2 sends the logs to stderr: process entrypoints that print a machine-read ready
+ * line on stdout (sandbox daemon, serving simulator) keep stdout for that line alone.
+ */
+export function createLogger(
+  name: string,
+  level: string = process.env.QWENOPS_LOG_LEVEL ?? 'info',
+  fd: 1 | 2 = 1,
+): Logger {
+  const options = {
     name,
     level,
     base: { service: name, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT, censor: '***' },
-    formatters: { level: (label) => ({ level: label }) },
-  });
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return fd === 1 ? pino(options) : pino(options, pino.destination(fd));
 }

@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { dnsLabelSchema } from '../../domain/validation.js';
+import type { ClusterErrorCode, GpuJobSpec, JobStatus, ServingStatus } from '../port.js';
+
+// The sandbox daemon's control API, shared by the daemon (server) and SandboxClusterBackend
+// (client). Paths follow Kubernetes conventions so they read like the real thing:
+//   /apis/batch/v1/namespaces/{ns}/jobs[/{name}[/log]]
+//   /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices/{name}[/canary|/canary/traffic|/promote|/rollback|/lease]
+// plus list endpoints without a namespace for tests and observability.
+
+export const JOBS_PATH = '/apis/batch/v1';
+export const SERVING_PATH = '/apis/serving.kserve.io/v1beta1';
+
+export const jobPath = (namespace: string, name?: string) =>
+  `${JOBS_PATH}/namespaces/${encodeURIComponent(namespace)}/jobs${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+export const servicePath = (namespace: string, name: string) =>
+  `${SERVING_PATH}/namespaces/${encodeURIComponent(namespace)}/inferenceservices/${encodeURIComponent(name)}`;
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
+
+export const gpuJobSpecSchema = z
+  .object({
+    namespace: dnsLabelSchema,
+    name: dnsLabelSchema,
+    template: z.enum(['download', 'quantize', 'evaluate']),
+    workflowId: z.string().min(1),
+    stage: z.string().min(1),
+    args: z.array(z.string()),
+    env: z.record(envName, z.string()),
+    secretEnv: z.array(z.object({ name: envName, secretName: z.string().min(1), key: z.string().min(1) })),
+    gpus: z.number().int().min(0),
+    gpuType: z.string().min(1).optional(),
+    activeDeadlineSeconds: z.number().int().positive('must be > 0'),
+    backoffLimit: z.number().int().min(0, 'must be >= 0').max(100),
+    ttlSecondsAfterFinished: z.number().int().min(0, 'must be >= 0'),
+    labels: z.record(z.string(), z.string()),
+  })
+  .strict() satisfies z.ZodType<GpuJobSpec>;
+
+export const servingRevisionSpecSchema = z.object({
+  storageUri: z.string().min(1),
+  image: z.string().min(1),
+  servedModelName: z.string().min(1),
+  vllm: z.object({
+    trustRemoteCode: z.boolean(),
+    maxModelLen: z.number().int().min(16),
+    gpuMemoryUtilization: z.number().gt(0).max(1),
+    enablePrefixCaching: z.boolean(),
+    dtype: z.string().min(1),
+    tensorParallelSize: z.number().int().min(1),
+    quantization: z.literal('awq').optional(),
+    extraArgs: z.array(z.string()),
+  }),
+  env: z.record(envName, z.string()),
+  minReplicas: z.number().int().min(0),
+  maxReplicas: z.number().int().min(1),
+  gpusPerReplica: z.number().int().min(0),
+  gpuType: z.string().min(1).optional(),
+  labels: z.record(z.string(), z.string()),
+});
+
+const percentSchema = z
+  .number()
+  .int('must be a whole percentage')
+  .min(0, 'must be >= 0')
+  .max(100, 'must be <= 100');
+
+export const deploymentModeSchema = z.enum(['Serverless', 'Standard', 'RawDeployment']);
+
+export const deployBodySchema = z
+  .object({ deploymentMode: deploymentModeSchema, revision: servingRevisionSpecSchema })
+  .strict();
+export const canaryBodySchema = z
+  .object({
+    deploymentMode: deploymentModeSchema,
+    revision: servingRevisionSpecSchema,
+    percent: percentSchema,
+  })
+  .strict();
+export const trafficBodySchema = z.object({ percent: percentSchema }).strict();
+export const leaseBodySchema = z.object({ owner: z.string().min(1) }).strict();
+
+/** What the daemon answers for one Job (status plus what tests check). */
+export interface JobView {
+  spec: GpuJobSpec;
+  status: JobStatus;
+  /** Processes started for this Job; an adopted (repeated) create never adds one. */
+  launches: number;
+  pid?: number;
+  /** Exit code of the last attempt that ended (null when killed by a signal). */
+  exitCode?: number | null;
+  logFile: string;
+}
+
+export interface RevisionView {
+  name: string;
+  role: 'stable' | 'canary';
+  storageUri: string;
+  servedModelName: string;
+  url?: string;
+  pid?: number;
+  healthy: boolean;
+  restarts: number;
+  /** Weight the proxy applies now (percent). */
+  weight: number;
+  /** Requests the proxy sent to this revision since the service was created. */
+  requests: number;
+  inflight: number;
+  logFile: string;
+}
+
+export interface ServiceView {
+  status: ServingStatus;
+  proxyUrl: string;
+  revisions: RevisionView[];
+  /** Revisions that served before and were stopped (promoted away or rolled back). */
+  history: Array<{ name: string; storageUri: string; outcome: 'replaced' | 'rolled-back' }>;
+}
+
+export interface ApiErrorBody {
+  error: { code: ClusterErrorCode; message: string };
+}
+
+export const HTTP_STATUS_OF: Record<ClusterErrorCode, number> = {
+  Invalid: 400,
+  Forbidden: 403,
+  NotFound: 404,
+  Conflict: 409,
+  Unsupported: 422,
+  Aborted: 499,
+  Timeout: 504,
+  Unavailable: 503,
+};
