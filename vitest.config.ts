@@ -5,11 +5,13 @@ import { defineConfig } from 'vitest/config';
 // the core count, except where a tier says otherwise.
 export default defineConfig({
   test: {
-    reporters: process.env.CI ? ['default'] : ['default'],
+    // The k8s tier prints k8s_integration_tests=<passed>/<total> when it ran.
+    reporters: ['default', './test/integration/k8s/summary-reporter.ts'],
     projects: [
       {
         test: {
           name: 'unit',
+          sequence: { groupOrder: 0 },
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
         },
@@ -17,6 +19,7 @@ export default defineConfig({
       {
         test: {
           name: 'workflows',
+          sequence: { groupOrder: 1 },
           include: ['test/workflows/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
@@ -25,6 +28,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          sequence: { groupOrder: 2 },
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
@@ -34,6 +38,7 @@ export default defineConfig({
       {
         test: {
           name: 'e2e',
+          sequence: { groupOrder: 3 },
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 600_000,
           hookTimeout: 300_000,

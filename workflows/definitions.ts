@@ -4,6 +4,7 @@
 
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ReindexStatus } from '../src/domain/knowledge.js';
 import type { PipelineStatus } from '../src/domain/status.js';
 
 export const TASK_QUEUES = {
@@ -13,6 +14,8 @@ export const TASK_QUEUES = {
   gpuJobs: 'qwenops.gpu-jobs',
   /** Activities that change serving: traffic shifts, analysis, load tests, promote, rollback. */
   cluster: 'qwenops.cluster',
+  /** Knowledge-base re-index activities: read sources, chunk, embed, write pgvector. */
+  knowledge: 'qwenops.knowledge',
 } as const;
 
 export interface Decision {
@@ -35,17 +38,19 @@ export const resumeSignal = defineSignal<[Decision?]>('resume');
 
 // Updates: the same actions, validated (a wrong-moment action is refused with a reason)
 // and answered with the resulting status. The CLI and the demo use these.
-export const approveUpdate = defineUpdate<PipelineStatus, [Decision?]>('approveGate');
-export const rejectUpdate = defineUpdate<PipelineStatus, [Decision?]>('rejectGate');
-export const abortUpdate = defineUpdate<PipelineStatus, [AbortRequest?]>('abortRollout');
-export const pauseUpdate = defineUpdate<PipelineStatus, [Decision?]>('pauseRollout');
-export const resumeUpdate = defineUpdate<PipelineStatus, [Decision?]>('resumeRollout');
+export const approveUpdate = defineUpdate<PipelineStatus, [Decision]>('approveGate');
+export const rejectUpdate = defineUpdate<PipelineStatus, [Decision]>('rejectGate');
+export const abortUpdate = defineUpdate<PipelineStatus, [AbortRequest]>('abortRollout');
+export const pauseUpdate = defineUpdate<PipelineStatus, [Decision]>('pauseRollout');
+export const resumeUpdate = defineUpdate<PipelineStatus, [Decision]>('resumeRollout');
 /** Jump the canary to a later step of its plan (operator override; analysis still runs). */
 export const setTrafficStepUpdate = defineUpdate<PipelineStatus, [{ percent: number; by?: string }]>(
   'setTrafficStep',
 );
 
 export const statusQuery = defineQuery<PipelineStatus>('status');
+/** The `status` query of reindexKnowledgeBase (same name, knowledge-specific shape). */
+export const reindexStatusQuery = defineQuery<ReindexStatus>('status');
 
 export const SEARCH_ATTRIBUTES = {
   model: defineSearchAttributeKey('QwenopsModel', SearchAttributeType.KEYWORD),
@@ -66,4 +71,8 @@ export const FAILURE_TYPES = {
   approvalTimeout: 'ApprovalTimedOut',
   serviceBusy: 'ServiceBusy',
   jobFailed: 'GpuJobFailed',
+  /** Another re-index holds the knowledge base. */
+  concurrentReindex: 'ConcurrentReindex',
+  /** A full re-index's new generation failed its checks (rows, duplicates, recall): not swapped in. */
+  indexVerification: 'IndexVerificationFailed',
 } as const;

@@ -1,3 +1,5 @@
 // Every workflow the workers register (the bundle entrypoint).
 export { canaryRelease } from './canary-release.js';
 export { promoteModel } from './promote-model.js';
+export { loadTest } from './load-test.js';
+export { reindexKnowledgeBase } from './reindex-knowledge-base.js';

@@ -13,6 +13,13 @@ const runningFromDist = here.split(path.sep).includes('dist');
 /** Repository root (the folder holding package.json), from either form. */
 export const repoRoot = runningFromDist ? path.resolve(here, '../../..') : path.resolve(here, '../..');
 
+/** The file of a module given relative to the repo root without extension, in the caller's form. */
+export function modulePath(modulePath: string): string {
+  return runningFromDist
+    ? path.join(repoRoot, 'dist', `${modulePath}.js`)
+    : path.join(repoRoot, `${modulePath}.ts`);
+}
+
 /**
  * The argv that runs a module given by its path relative to the repo root, without
  * extension, e.g. nodeEntrypoint('src/cluster/sandbox/main').

@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type {
   AnalyseStepInput,
+  LoadTestOutcome,
   PromotionActivities,
   ServingActivities,
   ShiftTrafficInput,
@@ -261,7 +262,7 @@ export class FakeActivities {
           finishedAt: new Date().toISOString(),
         };
       },
-      runLoadTest: async () => {
+      runLoadTest: async (): Promise<LoadTestOutcome> => {
         this.record('runLoadTest');
         const passed = this.options.loadTestPassed ?? true;
         if (!passed) return { passed, reasons: ['p99 TTFT 480 ms > 300 ms'], summary: { p99TtftMs: 480 } };
@@ -274,4 +275,49 @@ export class FakeActivities {
 /** Fails with a non-retryable application error; for scripted failures. */
 export function nonRetryable(message: string, type: string): never {
   throw ApplicationFailure.create({ message, type, nonRetryable: true });
+}
+
+/**
+ * Activity maps that forward to whichever FakeActivities is current, so one set of workers
+ * serves a whole test file (creating Workers is the slow part of a workflow test).
+ */
+export function forwardingActivities(current: () => FakeActivities): {
+  promotion: PromotionActivities;
+  serving: ServingActivities;
+} {
+  const forward = <T extends object>(pick: (f: FakeActivities) => T, names: (keyof T)[]): T =>
+    Object.fromEntries(
+      names.map((name) => [
+        name,
+        (...args: unknown[]) => (pick(current())[name] as (...a: unknown[]) => unknown)(...args),
+      ]),
+    ) as T;
+  return {
+    promotion: forward(
+      (f) => f.promotion(),
+      [
+        'resolveModel',
+        'downloadModel',
+        'quantizeModelAwq',
+        'evaluateModelQuality',
+        'deleteGpuJob',
+        'markCandidateRejected',
+        'writePromotionReport',
+      ],
+    ),
+    serving: forward(
+      (f) => f.serving(),
+      [
+        'claimServingTarget',
+        'releaseServingTarget',
+        'describeServing',
+        'ensureStableService',
+        'shiftCanaryTraffic',
+        'rollbackCanary',
+        'promoteCanary',
+        'analyseCanaryStep',
+        'runLoadTest',
+      ],
+    ),
+  };
 }

@@ -7,7 +7,6 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PromotionSpecInput } from '../../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../../src/domain/status.js';
@@ -21,31 +20,47 @@ import {
   statusQuery,
   TASK_QUEUES,
 } from '../../workflows/definitions.js';
-import { FakeActivities, type FakeOptions } from '../support/fake-activities.js';
-import { createTimeSkippingEnv, workflowBundle } from '../support/temporal.js';
+import { FakeActivities } from '../support/fake-activities.js';
+import { createTimeSkippingEnv } from '../support/temporal.js';
+import { startFakeWorkers } from '../support/workflow-workers.js';
 
 let env: TestWorkflowEnvironment;
+let workers: { stop(): Promise<void> };
+let current = new FakeActivities();
 
 beforeAll(async () => {
   env = await createTimeSkippingEnv();
+  workers = await startFakeWorkers(env, () => current);
 });
 
 afterAll(async () => {
+  await workers?.stop();
   await env?.teardown();
 });
 
+/** Runs `fn` with `fake` answering every activity. */
 async function withWorkers<T>(fake: FakeActivities, fn: () => Promise<T>): Promise<T> {
-  const bundle = await workflowBundle();
-  const promotion = fake.promotion();
-  const serving = fake.serving();
-  const common = { connection: env.nativeConnection, workflowBundle: bundle };
-  const workers = await Promise.all([
-    Worker.create({ ...common, taskQueue: TASK_QUEUES.default, activities: promotion }),
-    Worker.create({ ...common, taskQueue: TASK_QUEUES.gpuJobs, activities: promotion }),
-    Worker.create({ ...common, taskQueue: TASK_QUEUES.cluster, activities: serving }),
-  ]);
-  const [a, b, c] = workers as [Worker, Worker, Worker];
-  return a.runUntil(b.runUntil(c.runUntil(fn())));
+  current = fake;
+  return fn();
+}
+
+/**
+ * For tests that need the server to skip hours of timers: a server of their own. The
+ * time-skipping test server stops skipping for good after some update-driven endings
+ * earlier in the same server (seen with abort-by-update), so these tests don't share one.
+ */
+async function withFreshServer<T>(fake: FakeActivities, fn: () => Promise<T>): Promise<T> {
+  const shared = env;
+  const own = await createTimeSkippingEnv();
+  const ownWorkers = await startFakeWorkers(own, () => fake);
+  env = own;
+  try {
+    return await fn();
+  } finally {
+    env = shared;
+    await ownWorkers.stop();
+    await own.teardown();
+  }
 }
 
 const baseSpec = (overrides: Partial<PromotionSpecInput> = {}): PromotionSpecInput => ({
@@ -236,7 +251,7 @@ describe('promoteModel', () => {
 
   it('times out an approval gate: rejected, nothing deployed, artifacts compensated', async () => {
     const fake = new FakeActivities();
-    await withWorkers(fake, async () => {
+    await withFreshServer(fake, async () => {
       const handle = await start(baseSpec({ approvals: { timeoutSeconds: 3600 } }));
       const failure = await failureOf(handle);
       expect(failure.type).toBe('ApprovalTimedOut');
@@ -292,7 +307,7 @@ describe('promoteModel', () => {
 
   it('rolls back when a pause outlives its deadline', async () => {
     const fake = new FakeActivities({ blockAnalysis: true });
-    await withWorkers(fake, async () => {
+    await withFreshServer(fake, async () => {
       const handle = await start(baseSpec({ ...noApprovals, canary: { maxPauseSeconds: 600 } }));
       await fake.analysisStarted();
       await handle.executeUpdate(pauseUpdate, { args: [{ by: 'oncall' }] });
@@ -323,7 +338,7 @@ describe('promoteModel', () => {
 
   it('inconclusive analysis with no decision before the deadline rolls back', async () => {
     const fake = new FakeActivities({ verdicts: ['inconclusive'] });
-    await withWorkers(fake, async () => {
+    await withFreshServer(fake, async () => {
       const handle = await start(baseSpec(noApprovals));
       const failure = await failureOf(handle);
       expect(failure.type).toBe('RolledBack');

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { registerLoadTestCommands } from './loadtest.js';
+import { registerPipelineCommands } from './pipelines.js';
+import { registerStackCommands } from './stack.js';
 
 /**
  * A command group registers its subcommands on the program. Each group lives in its own
@@ -7,4 +10,8 @@ import type { CliContext } from '../context.js';
  */
 export type CommandGroup = (program: Command, context: () => CliContext) => void;
 
-export const COMMAND_GROUPS: CommandGroup[] = [];
+export const COMMAND_GROUPS: CommandGroup[] = [
+  registerPipelineCommands,
+  registerStackCommands,
+  registerLoadTestCommands,
+];

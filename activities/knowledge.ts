@@ -1,0 +1,223 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type pg from 'pg';
+import {
+  type BatchResult,
+  emptyCounters,
+  type ReindexCounters,
+  type ReindexPlan,
+  type ReindexReport,
+  type ReindexRequest,
+  type ReindexRequestInput,
+  reindexRequestSchema,
+  type SourceFailure,
+  type VerificationResult,
+} from '../src/domain/knowledge.js';
+import { InputValidationError, parseInput } from '../src/domain/validation.js';
+import type { Embedder } from '../src/knowledge/embedders/port.js';
+import { EmbeddingError } from '../src/knowledge/embedders/port.js';
+import { KnowledgeIndexer } from '../src/knowledge/indexer.js';
+import { createKnowledgeSource } from '../src/knowledge/sources/index.js';
+import {
+  ConcurrentReindexError,
+  LeaseLostError,
+  PgVectorStore,
+  StoreError,
+  UnsupportedServerError,
+} from '../src/knowledge/store/pgvector-store.js';
+import type { Logger } from '../src/observability/logger.js';
+import type { ArtifactStore } from '../src/storage/port.js';
+import { FAILURE_TYPES } from '../workflows/definitions.js';
+
+// Thin Temporal adapters over KnowledgeIndexer, one per re-index phase. They heartbeat
+// (long SQL and listing included), resume a batch from its last committed checkpoint, and
+// map errors: bad input, a base held by another run, a lost lease, an unsupported server
+// and an embedding server that rejects the request are not retried; the rest are.
+
+export interface KnowledgeActivityDeps {
+  /** The knowledge database pool (one per worker process); created on first use. */
+  pool: () => pg.Pool;
+  embedder: Embedder;
+  logger: Logger;
+  /** The artifact store: object-store sources are read from it, reports are written to it. */
+  store?: ArtifactStore;
+  /** How often long phases heartbeat while waiting on the database, ms. */
+  heartbeatIntervalMs?: number;
+}
+
+export interface PhaseInput {
+  request: ReindexRequestInput;
+  plan: ReindexPlan;
+}
+
+interface BatchCheckpoint {
+  startPosition: number;
+  position: number;
+  counters: ReindexCounters;
+  failures: SourceFailure[];
+  chunksInBatch: number;
+}
+
+function parseRequest(input: unknown): ReindexRequest {
+  return parseInput('knowledge re-index request', reindexRequestSchema, input);
+}
+
+function mapError(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  const message = (err as Error)?.message ?? String(err);
+  if (err instanceof InputValidationError) {
+    return ApplicationFailure.create({
+      type: FAILURE_TYPES.invalidInput,
+      message,
+      nonRetryable: true,
+      cause: err,
+    });
+  }
+  if (err instanceof ConcurrentReindexError || err instanceof LeaseLostError) {
+    return ApplicationFailure.create({
+      type: FAILURE_TYPES.concurrentReindex,
+      message,
+      nonRetryable: true,
+      cause: err,
+    });
+  }
+  if (err instanceof UnsupportedServerError) {
+    return ApplicationFailure.create({ type: 'Unsupported', message, nonRetryable: true, cause: err });
+  }
+  if (err instanceof EmbeddingError && !err.retryable) {
+    return ApplicationFailure.create({ type: err.name, message, nonRetryable: true, cause: err });
+  }
+  if (err instanceof StoreError) {
+    return ApplicationFailure.create({ type: err.name, message, nonRetryable: false, cause: err });
+  }
+  return err;
+}
+
+export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
+  const heartbeatEvery = deps.heartbeatIntervalMs ?? 5_000;
+
+  const indexerFor = (request: ReindexRequest) =>
+    new KnowledgeIndexer({
+      store: new PgVectorStore(deps.pool(), { table: request.table, logger: deps.logger }),
+      source: createKnowledgeSource(request.source, deps.store),
+      embedder: deps.embedder,
+      logger: deps.logger,
+    });
+
+  /** Runs `fn`, heartbeating meanwhile (a CREATE INDEX can take many minutes). */
+  async function withHeartbeats<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+    const context = Context.current();
+    const timer = setInterval(() => context.heartbeat({ phase }), heartbeatEvery);
+    try {
+      return await fn();
+    } catch (err) {
+      throw mapError(err);
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  return {
+    async beginKnowledgeReindex(input: {
+      request: ReindexRequestInput;
+      runId: string;
+    }): Promise<ReindexPlan> {
+      const request = (() => {
+        try {
+          return parseRequest(input.request);
+        } catch (err) {
+          throw mapError(err);
+        }
+      })();
+      return withHeartbeats('prepare', () => indexerFor(request).begin(request, input.runId));
+    },
+
+    async indexKnowledgeSourceBatch(input: PhaseInput & { position: number }): Promise<BatchResult> {
+      const request = parseRequest(input.request);
+      const context = Context.current();
+      // A retry after a crash resumes at the last committed group of this same batch.
+      const previous = context.info.heartbeatDetails as BatchCheckpoint | undefined;
+      const resume = previous?.startPosition === input.position ? previous : undefined;
+      let last: BatchCheckpoint = resume ?? {
+        startPosition: input.position,
+        position: input.position,
+        counters: emptyCounters(),
+        failures: [],
+        chunksInBatch: 0,
+      };
+      const timer = setInterval(() => context.heartbeat(last), heartbeatEvery);
+      try {
+        const sourcesLeft = request.batch.sourcesPerActivity - (last.position - input.position);
+        const result = await indexerFor(request).indexBatch(input.plan, request, Math.max(1, sourcesLeft), {
+          position: last.position,
+          resumed: resume
+            ? { counters: resume.counters, failures: resume.failures, chunksInBatch: resume.chunksInBatch }
+            : undefined,
+          signal: context.cancellationSignal,
+          onCheckpoint: (checkpoint) => {
+            last = { startPosition: input.position, ...checkpoint };
+            context.heartbeat(last);
+          },
+        });
+        if (resume)
+          deps.logger.info(
+            { from: resume.position, batchStart: input.position },
+            'resumed a knowledge batch after a retry',
+          );
+        return result;
+      } catch (err) {
+        throw mapError(err);
+      } finally {
+        clearInterval(timer);
+      }
+    },
+
+    async removeDeletedKnowledgeSources(input: PhaseInput) {
+      const request = parseRequest(input.request);
+      return withHeartbeats('sweep', () => indexerFor(request).removeDeletedSources(input.plan, request));
+    },
+
+    async buildKnowledgeVectorIndex(input: PhaseInput) {
+      const request = parseRequest(input.request);
+      return withHeartbeats('build-index', () => indexerFor(request).buildIndex(input.plan, request));
+    },
+
+    async verifyKnowledgeShadow(input: PhaseInput & { expectedRows: number }): Promise<VerificationResult> {
+      const request = parseRequest(input.request);
+      return withHeartbeats('verify', () =>
+        indexerFor(request).verify(input.plan, request, input.expectedRows),
+      );
+    },
+
+    async swapKnowledgeGeneration(input: PhaseInput) {
+      const request = parseRequest(input.request);
+      return withHeartbeats('swap', () => indexerFor(request).swap(input.plan, request));
+    },
+
+    /** Releases the base and stores the report (reports/knowledge/<run>.json) when a store is set. */
+    async finishKnowledgeReindex(
+      input: PhaseInput & { report: ReindexReport },
+    ): Promise<{ rowsAfter: number; reportUri?: string }> {
+      const request = parseRequest(input.request);
+      return withHeartbeats('finish', async () => {
+        const rowsAfter = await indexerFor(request).finish(input.plan);
+        let reportUri: string | undefined;
+        if (deps.store) {
+          const key = `reports/knowledge/${input.plan.table}/${input.plan.runId.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`;
+          await deps.store.putJson(key, { ...input.report, rowsAfter });
+          reportUri = deps.store.uri(key);
+        }
+        return { rowsAfter, reportUri };
+      });
+    },
+
+    async abortKnowledgeReindex(input: {
+      request: ReindexRequestInput;
+      plan: Pick<ReindexPlan, 'runId' | 'mode'>;
+    }): Promise<void> {
+      const request = parseRequest(input.request);
+      return withHeartbeats('abort', () => indexerFor(request).abort(input.plan));
+    },
+  };
+}
+
+export type KnowledgeActivities = ReturnType<typeof createKnowledgeActivities>;

@@ -1,0 +1,122 @@
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from '../src/analysis/port.js';
+import type { AnalysisResult } from '../src/domain/analysis.js';
+import type { LoadTestRequestInput } from '../src/domain/load-test.js';
+import { assertStorageKey } from '../src/domain/validation.js';
+import {
+  describeLoadTest,
+  LoadTargetError,
+  LoadTestCancelledError,
+  runLoadTest,
+  type SloResult,
+  storeLoadTestReport,
+  summariseLoadTest,
+} from '../src/loadtest/index.js';
+import type { Logger } from '../src/observability/logger.js';
+import type { ArtifactStore } from '../src/storage/port.js';
+import type { LoadTestOutcome } from './contracts.js';
+import { heartbeating } from './support.js';
+
+// Activities over the load generator and the canary analyzer, for callers that already
+// know the endpoint URLs (the loadTest workflow, tests, CI). promoteModel/canaryRelease
+// reach the same code through activities/serving.ts, which first resolves a service's
+// URLs; the names here differ so both sets can live on the cluster queue's worker.
+
+export interface EndpointLoadTestInput {
+  /** The load test, as parseLoadTestRequest accepts it (validated here too). */
+  request: LoadTestRequestInput;
+  /** Artifact-store prefix that receives report.json and report.html. */
+  reportPrefix: string;
+  /** Report id; the workflow passes its own id so a retry writes the same report. */
+  reportId?: string;
+}
+
+export interface EndpointLoadTestResult extends LoadTestOutcome {
+  reportJsonUri: string;
+  reportHtmlUri: string;
+  /** One line for logs and the UI. */
+  description: string;
+  slo: SloResult[];
+  warnings: string[];
+}
+
+export interface LoadTestActivityDeps {
+  store: ArtifactStore;
+  analyzer: CanaryAnalyzer;
+  logger?: Logger;
+  /** Bearer token for the endpoints under test (from the environment, never from input). */
+  apiKey?: string;
+}
+
+/** Errors of the load generator as Temporal failures, with the retry behaviour they deserve. */
+function mapLoadTestError(error: unknown): unknown {
+  if (error instanceof LoadTestCancelledError) return new CancelledFailure(error.message);
+  if (error instanceof LoadTargetError) {
+    // The endpoint may come back (a restarting pod): retried by the activity's policy.
+    return ApplicationFailure.create({
+      type: 'LoadTargetUnreachable',
+      message: error.message,
+      nonRetryable: false,
+    });
+  }
+  return error;
+}
+
+export function createLoadTestActivities(deps: LoadTestActivityDeps) {
+  return {
+    /** Runs one load test against a URL, stores its report, returns the verdict and headline figures. */
+    runEndpointLoadTest(input: EndpointLoadTestInput): Promise<EndpointLoadTestResult> {
+      return heartbeating(async (hooks) => {
+        // Checked before any load is sent: a bad prefix must not waste a whole test.
+        assertStorageKey(input.reportPrefix, 'reportPrefix');
+        try {
+          const report = await runLoadTest(input.request, {
+            signal: hooks.signal,
+            apiKey: deps.apiKey,
+            logger: deps.logger,
+            id: input.reportId,
+            progressIntervalMs: 1000,
+            onProgress: (p) =>
+              hooks.onProgress(
+                `${p.phase} ${Math.round(p.fraction * 100)}%: ${p.sent} sent, ${p.ok} ok, ${p.failed} failed, ${p.inFlight} in flight, ${p.achievedRps.toFixed(1)} req/s${p.p99E2eMs !== undefined ? `, p99 E2E ${p.p99E2eMs.toFixed(0)} ms` : ''}`,
+              ),
+          });
+          const stored = await storeLoadTestReport(deps.store, input.reportPrefix, report);
+          const description = describeLoadTest(report);
+          deps.logger?.info(
+            { reportUri: stored.jsonUri, passed: report.slo.passed, summary: summariseLoadTest(report) },
+            'load test finished',
+          );
+          return {
+            passed: report.slo.passed,
+            reasons: report.slo.results.filter((r) => !r.met).map((r) => r.message),
+            summary: summariseLoadTest(report),
+            reportUri: stored.htmlUri,
+            reportJsonUri: stored.jsonUri,
+            reportHtmlUri: stored.htmlUri,
+            description,
+            slo: report.slo.results,
+            warnings: report.warnings,
+          };
+        } catch (error) {
+          throw mapLoadTestError(error);
+        }
+      });
+    },
+
+    /** One canary analysis between revisions whose endpoints the caller already knows. */
+    analyseCanaryEndpoints(request: CanaryAnalysisRequest): Promise<AnalysisResult> {
+      return heartbeating(async (hooks) => {
+        const analysisHooks: AnalysisHooks = { signal: hooks.signal, onProgress: hooks.onProgress };
+        try {
+          return await deps.analyzer.analyse(request, analysisHooks);
+        } catch (error) {
+          if (hooks.signal.aborted) throw new CancelledFailure('canary analysis cancelled');
+          throw mapLoadTestError(error);
+        }
+      });
+    },
+  };
+}
+
+export type LoadTestActivities = ReturnType<typeof createLoadTestActivities>;

@@ -1,0 +1,125 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { CanaryAnalyzer } from '../src/analysis/port.js';
+import type { AnalysisResult } from '../src/domain/analysis.js';
+import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
+import type { ServingService } from '../src/services/serving.js';
+import type { LoadTestOutcome, ServingActivities } from './contracts.js';
+import { type ActivityHooks, heartbeating, mapped } from './support.js';
+
+// Activities that change or measure serving: thin adapters over ServingService, the canary
+// analyzer and the load generator.
+
+export interface ServingActivityDeps {
+  serving: ServingService;
+  analyzer: CanaryAnalyzer;
+  /** Runs a load test against an OpenAI base URL and stores its report. */
+  loadTest: (
+    request: { workflowId: string; baseUrl: string; model: string; profile: LoadTestProfile },
+    hooks: ActivityHooks,
+  ) => Promise<LoadTestOutcome>;
+}
+
+export function createServingActivities(deps: ServingActivityDeps): ServingActivities {
+  const { serving } = deps;
+  return {
+    claimServingTarget: (input) => mapped(() => serving.claim(input.ref, input.workflowId, input.actor)),
+
+    releaseServingTarget: (input) => mapped(() => serving.release(input.ref, input.workflowId, input.actor)),
+
+    describeServing: (input) => mapped(async () => (await serving.describe(input.ref)) ?? null),
+
+    ensureStableService: (input) =>
+      heartbeating((hooks) =>
+        serving.ensureStable(
+          input.ref,
+          input.revision,
+          { workflowId: input.workflowId, actor: input.actor, timeoutSeconds: input.timeoutSeconds },
+          hooks,
+        ),
+      ),
+
+    shiftCanaryTraffic: (input) =>
+      heartbeating((hooks) =>
+        serving.shiftCanaryTraffic(
+          input.ref,
+          input.revision,
+          input.percent,
+          { workflowId: input.workflowId, actor: input.actor, timeoutSeconds: input.timeoutSeconds },
+          hooks,
+        ),
+      ),
+
+    rollbackCanary: (input) =>
+      heartbeating((hooks) =>
+        serving.rollback(
+          input.ref,
+          {
+            workflowId: input.workflowId,
+            actor: input.actor,
+            timeoutSeconds: input.timeoutSeconds,
+            reason: input.reason,
+          },
+          hooks,
+        ),
+      ),
+
+    promoteCanary: (input) =>
+      heartbeating((hooks) =>
+        serving.promote(
+          input.ref,
+          { workflowId: input.workflowId, actor: input.actor, timeoutSeconds: input.timeoutSeconds },
+          hooks,
+        ),
+      ),
+
+    analyseCanaryStep: (input) =>
+      heartbeating(async (hooks): Promise<AnalysisResult> => {
+        const status = await serving.describe(input.ref);
+        const endpoints = status ? serving.endpoints(status) : {};
+        if (!endpoints.canary) {
+          // Nothing to measure is a measurement problem, not a verdict on the canary.
+          const now = new Date().toISOString();
+          return {
+            step: input.step,
+            canaryPercent: input.canaryPercent,
+            verdict: 'inconclusive',
+            reasons: [`no per-revision endpoint for the canary of ${input.ref.namespace}/${input.ref.name}`],
+            checks: [],
+            provider: deps.analyzer.provider,
+            startedAt: now,
+            finishedAt: now,
+          };
+        }
+        return deps.analyzer.analyse(
+          {
+            step: input.step,
+            canaryPercent: input.canaryPercent,
+            model: input.ref.name,
+            canary: endpoints.canary,
+            stable: endpoints.stable,
+            windowSeconds: input.windowSeconds,
+            minSamples: input.minSamples,
+            probe: input.probe,
+            slo: input.slo,
+          },
+          hooks,
+        );
+      }),
+
+    runLoadTest: (input) =>
+      heartbeating(async (hooks) => {
+        const status = await serving.describe(input.ref);
+        const baseUrl = status ? serving.endpoints(status).service : undefined;
+        if (!baseUrl) {
+          throw ApplicationFailure.create({
+            type: 'ServiceUnreachable',
+            message: `service ${input.ref.namespace}/${input.ref.name} has no URL to load-test`,
+          });
+        }
+        return deps.loadTest(
+          { workflowId: input.workflowId, baseUrl, model: input.ref.name, profile: input.profile },
+          hooks,
+        );
+      }),
+  };
+}

@@ -1,0 +1,82 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ClusterError } from '../src/cluster/port.js';
+import { InputValidationError } from '../src/domain/validation.js';
+import { HubError } from '../src/hub/port.js';
+import { GpuJobFailedError } from '../src/services/gpu-jobs.js';
+import { StorageError } from '../src/storage/port.js';
+import { FAILURE_TYPES } from '../workflows/definitions.js';
+
+// What every long activity does the same way: heartbeat while it works (so a dead worker
+// is noticed within the heartbeat timeout and a cancellation reaches us), pass the
+// cancellation on as an AbortSignal, and turn domain errors into Temporal failures whose
+// retryability matches the error.
+
+export interface ActivityHooks {
+  signal: AbortSignal;
+  onProgress: (message: string) => void;
+}
+
+/**
+ * Runs `work` heartbeating every second with the latest progress message as details (the
+ * SDK throttles what it sends). The message is what the Temporal UI shows under
+ * "pending activities".
+ */
+export async function heartbeating<T>(work: (hooks: ActivityHooks) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  let last = 'started';
+  const beat = () => ctx.heartbeat({ progress: last, at: new Date().toISOString() });
+  beat();
+  const timer = setInterval(beat, 1000);
+  try {
+    return await work({
+      signal: ctx.cancellationSignal,
+      onProgress: (message) => {
+        last = message;
+        beat();
+      },
+    });
+  } catch (err) {
+    throw toTemporalFailure(err);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Maps errors from services and adapters to failures with the right retry behaviour. */
+export function toTemporalFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof InputValidationError) {
+    return ApplicationFailure.create({
+      type: FAILURE_TYPES.invalidInput,
+      message: err.message,
+      nonRetryable: true,
+      details: [err.issues],
+    });
+  }
+  if (err instanceof GpuJobFailedError) {
+    return ApplicationFailure.create({
+      type: FAILURE_TYPES.jobFailed,
+      message: err.message,
+      nonRetryable: true,
+    });
+  }
+  if (err instanceof ClusterError || err instanceof StorageError || err instanceof HubError) {
+    return ApplicationFailure.create({
+      type: `${err.name}.${err.code}`,
+      message: err.message,
+      nonRetryable: !err.retryable,
+      cause: err,
+    });
+  }
+  return err;
+}
+
+/** Wraps a short activity: error mapping only. */
+export async function mapped<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw toTemporalFailure(err);
+  }
+}

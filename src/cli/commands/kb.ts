@@ -1,0 +1,284 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { reindexStatusQuery, TASK_QUEUES } from '../../../workflows/definitions.js';
+import type { reindexKnowledgeBase } from '../../../workflows/reindex-knowledge-base.js';
+import {
+  REINDEX_MODES,
+  type ReindexReport,
+  type ReindexRequestInput,
+  type ReindexStatus,
+  reindexRequestSchema,
+} from '../../domain/knowledge.js';
+import { InputValidationError, parseInput } from '../../domain/validation.js';
+import { createEmbedder } from '../../knowledge/embedders/index.js';
+import { KnowledgeIndexer } from '../../knowledge/indexer.js';
+import { startEmbeddedPostgres } from '../../knowledge/pglite/embedded.js';
+import { askKnowledge, searchKnowledge } from '../../knowledge/retrieval.js';
+import { createKnowledgeSource } from '../../knowledge/sources/index.js';
+import {
+  createKnowledgePool,
+  EMBEDDED_DATABASE_PORT,
+  knowledgeDatabaseUrl,
+  PgVectorStore,
+  type SearchHit,
+} from '../../knowledge/store/pgvector-store.js';
+import { OpenAiClient } from '../../llm/client.js';
+import { createLogger } from '../../observability/logger.js';
+import { createArtifactStore } from '../../storage/index.js';
+import type { CliContext } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import type { CommandGroup } from './index.js';
+
+// `qwenops kb`: db (run the embedded database), reindex (through the workflow, or --local
+// in this process), status, search, ask (RAG answer from the chat endpoint), rollback.
+
+const positiveInt = (what: string) => (text: string) => {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidArgumentError(`${what} must be a whole number >= 1`);
+  return value;
+};
+
+export interface SourceFlags {
+  dir?: string;
+  prefix?: string;
+  table: string;
+  mode: string;
+}
+
+/** The re-index request from CLI flags; bad flags fail naming the field. */
+export function reindexRequestFromFlags(flags: SourceFlags, requestedBy: string): ReindexRequestInput {
+  if ((flags.dir === undefined) === (flags.prefix === undefined)) {
+    throw new InputValidationError('knowledge source', [
+      { path: '--dir / --prefix', message: 'give exactly one: a local directory or an object-store prefix' },
+    ]);
+  }
+  const request: ReindexRequestInput = {
+    table: flags.table,
+    mode: flags.mode as ReindexRequestInput['mode'],
+    source:
+      flags.dir !== undefined
+        ? { kind: 'directory', path: path.resolve(flags.dir) }
+        : { kind: 'object-store', prefix: flags.prefix as string },
+    requestedBy,
+  };
+  parseInput('knowledge re-index request', reindexRequestSchema, request);
+  return request;
+}
+
+function renderReport(report: ReindexReport): string {
+  const c = report.counters;
+  const lines = [
+    `re-index ${report.outcome} (${report.mode}) of ${report.table} from ${report.source}`,
+    `  documents: ${c.documents} (${c.documentsChanged} new/changed, ${c.documentsUnchanged} unchanged, ${c.documentsRemoved} removed, ${c.documentsFailed} failed, ${c.documentsSkipped} skipped)`,
+    `  chunks: ${c.chunksAdded} added, ${c.chunksKept} kept, ${c.chunksRemoved} removed; rows ${report.rowsBefore} -> ${report.rowsAfter}`,
+    `  embedding: ${c.embeddingCalls} calls, ${c.embeddedInputs} inputs, ${c.vectorsReused} vectors reused (${report.embedder})`,
+  ];
+  if (report.verification)
+    lines.push(
+      `  verification: recall@10 ${report.verification.recallAt10.toFixed(3)}, ${report.verification.rows} rows`,
+    );
+  if (report.reason) lines.push(`  reason: ${report.reason}`);
+  for (const failure of report.failures) lines.push(`  not indexed: ${failure.source}: ${failure.reason}`);
+  return lines.join('\n');
+}
+
+function renderHits(hits: SearchHit[]): string {
+  if (hits.length === 0) return '(no results: is the knowledge base indexed?)';
+  return hits
+    .map((hit, i) => {
+      const heading = Array.isArray(hit.metadata.headingPath)
+        ? (hit.metadata.headingPath as string[]).join(' > ')
+        : '';
+      const preview = hit.content.replace(/\s+/g, ' ').slice(0, 160);
+      return `${i + 1}. [${hit.score.toFixed(3)}] ${hit.source}${heading ? ` (${heading})` : ''}\n   ${preview}`;
+    })
+    .join('\n');
+}
+
+function withStore<T>(ctx: CliContext, table: string, fn: (store: PgVectorStore) => Promise<T>): Promise<T> {
+  const pool = createKnowledgePool(knowledgeDatabaseUrl(ctx.config.knowledge), 2);
+  return fn(new PgVectorStore(pool, { table })).finally(() => pool.end());
+}
+
+export const registerKnowledgeCommands: CommandGroup = (program: Command, context: () => CliContext) => {
+  const kb = program.command('kb').description('the RAG knowledge base: re-index, search, ask');
+  const tableOption = () => new Option('--table <name>', 'knowledge table').default('qwen_knowledge');
+
+  kb.command('db')
+    .description('run the embedded database (PGlite + pgvector, persisted on disk) until interrupted')
+    .option('--data-dir <dir>', 'data directory (default: <stateDir>/pgdata)')
+    .option('--port <port>', 'port on 127.0.0.1', String(EMBEDDED_DATABASE_PORT))
+    .action(async (opts: { dataDir?: string; port: string }) => {
+      const ctx = context();
+      const logger = createLogger('embedded-postgres', ctx.config.log.level);
+      const db = await startEmbeddedPostgres({
+        dataDir: opts.dataDir ?? path.join(ctx.config.stateDir, 'pgdata'),
+        port: Number(opts.port),
+        logger,
+      });
+      process.stderr.write(`embedded postgres at ${db.url} (QWENOPS_DATABASE_URL); Ctrl-C stops it\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await db.stop();
+    });
+
+  kb.command('reindex')
+    .description('re-index the knowledge base from a directory or an object-store prefix')
+    .option('--dir <path>', 'local directory of documents')
+    .option('--prefix <prefix>', 'prefix in the artifact store bucket (MinIO/S3)')
+    .addOption(
+      new Option('--mode <mode>', 'incremental, full (shadow + swap), or auto')
+        .choices([...REINDEX_MODES])
+        .default('auto'),
+    )
+    .addOption(tableOption())
+    .option('--local', 'run every phase in this process instead of the workflow (no Temporal needed)')
+    .option('--wait', 'wait for the workflow and print its report')
+    .action(async (opts: SourceFlags & { local?: boolean; wait?: boolean }) => {
+      const ctx = context();
+      const request = reindexRequestFromFlags(opts, process.env.USER ?? 'cli');
+      if (opts.local) {
+        const logger = createLogger('kb-reindex', ctx.config.log.level);
+        const parsed = reindexRequestSchema.parse(request);
+        const artifactStore =
+          parsed.source.kind === 'object-store' ? await createArtifactStore(ctx.config.store) : undefined;
+        const report = await withStore(ctx, parsed.table, (store) =>
+          new KnowledgeIndexer({
+            store,
+            source: createKnowledgeSource(parsed.source, artifactStore),
+            embedder: createEmbedder(ctx.config.knowledge, logger),
+            logger,
+          }).runReindex(parsed, `cli-${randomUUID()}`),
+        );
+        ctx.print(report, () => renderReport(report));
+        if (report.outcome !== 'succeeded') process.exitCode = EXIT.error;
+        return;
+      }
+      const client = await ctx.client();
+      const workflowId = `reindex-${request.table}`;
+      let handle: Awaited<ReturnType<typeof client.workflow.start<typeof reindexKnowledgeBase>>>;
+      try {
+        handle = await client.workflow.start<typeof reindexKnowledgeBase>('reindexKnowledgeBase', {
+          taskQueue: TASK_QUEUES.default,
+          workflowId,
+          args: [{ request }],
+        });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          throw new Error(
+            `a re-index of ${request.table} is already running (workflow ${workflowId}): see \`qwenops kb status\``,
+          );
+        }
+        throw err;
+      }
+      if (!opts.wait) {
+        ctx.print(
+          { workflowId, runId: handle.firstExecutionRunId },
+          () => `started ${workflowId} (qwenops kb status --table ${request.table})`,
+        );
+        return;
+      }
+      try {
+        const report = await handle.result();
+        ctx.print(report, () => renderReport(report));
+      } catch (err) {
+        if (!(err instanceof WorkflowFailedError)) throw err;
+        const details = (err.cause as { details?: unknown[] } | undefined)?.details?.[0] as
+          | ReindexReport
+          | undefined;
+        const message = (err.cause as Error | undefined)?.message ?? err.message;
+        ctx.print({ workflowId, error: message, report: details }, () =>
+          details ? renderReport(details) : `re-index failed: ${message}`,
+        );
+        process.exitCode = EXIT.error;
+      }
+    });
+
+  kb.command('status')
+    .description("the running (or last) re-index's phase, progress and counters")
+    .addOption(tableOption())
+    .action(async (opts: { table: string }) => {
+      const ctx = context();
+      const client = await ctx.client();
+      const status: ReindexStatus = await client.workflow
+        .getHandle(`reindex-${opts.table}`)
+        .query(reindexStatusQuery);
+      ctx.print(status, () => {
+        const c = status.counters;
+        return [
+          `${status.table}: ${status.outcome}, phase ${status.phase} (${status.progress.percent}%): ${status.progress.message}`,
+          `  sources ${status.sourcesDone}/${status.sourcesListed ?? '?'}; chunks +${c.chunksAdded} =${c.chunksKept} -${c.chunksRemoved}; embedding calls ${c.embeddingCalls}`,
+          ...(status.reason ? [`  reason: ${status.reason}`] : []),
+        ].join('\n');
+      });
+    });
+
+  kb.command('search')
+    .description('top-k chunks for a question, with sources and cosine scores')
+    .argument('<question>', 'the question')
+    .option('-k, --top <k>', 'how many chunks', positiveInt('--top'), 5)
+    .addOption(tableOption())
+    .action(async (question: string, opts: { top: number; table: string }) => {
+      const ctx = context();
+      const embedder = createEmbedder(ctx.config.knowledge);
+      const hits = await withStore(ctx, opts.table, (store) =>
+        searchKnowledge({ store, embedder }, question, { k: opts.top }),
+      );
+      ctx.print(hits, () => renderHits(hits));
+    });
+
+  kb.command('ask')
+    .description('answer from the knowledge base only (RAG prompt, temperature 0.3); says 我不知道 otherwise')
+    .argument('<question>', 'the question')
+    .option('-k, --top <k>', 'chunks given as references', positiveInt('--top'), 4)
+    .option(
+      '--chat-url <url>',
+      'OpenAI-compatible API root (…/v1) serving the chat model',
+      process.env.QWENOPS_CHAT_URL ?? 'http://127.0.0.1:8000/v1',
+    )
+    .option('--model <name>', 'chat model name', process.env.QWENOPS_CHAT_MODEL ?? 'qwen-7b-chat')
+    .option('--show-prompt', 'print the messages sent to the model')
+    .addOption(tableOption())
+    .action(
+      async (
+        question: string,
+        opts: { top: number; chatUrl: string; model: string; showPrompt?: boolean; table: string },
+      ) => {
+        const ctx = context();
+        const embedder = createEmbedder(ctx.config.knowledge);
+        const chat = new OpenAiClient({ baseUrl: opts.chatUrl, apiKey: process.env.QWENOPS_LLM_API_KEY });
+        const result = await withStore(ctx, opts.table, (store) =>
+          askKnowledge({ store, embedder, chat }, question, { model: opts.model, k: opts.top }),
+        );
+        ctx.print(result, () =>
+          [
+            ...(opts.showPrompt ? result.messages.map((m) => `--- ${m.role}\n${m.content}`) : []),
+            result.answer,
+            '',
+            'references:',
+            renderHits(result.references),
+          ].join('\n'),
+        );
+      },
+    );
+
+  kb.command('rollback')
+    .description('put the previous generation (before the last full re-index) back live')
+    .addOption(tableOption())
+    .action(async (opts: { table: string }) => {
+      const ctx = context();
+      const rows = await withStore(ctx, opts.table, async (store) => {
+        await store.rollback();
+        return store.count('live');
+      });
+      ctx.print(
+        { table: opts.table, rows },
+        () => `${opts.table}: previous generation is live again (${rows} chunks)`,
+      );
+    });
+};

@@ -1,0 +1,322 @@
+import { readFileSync } from 'node:fs';
+import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Command } from 'commander';
+import YAML from 'yaml';
+import {
+  abortUpdate,
+  approveUpdate,
+  pauseUpdate,
+  rejectUpdate,
+  resumeUpdate,
+  setTrafficStepUpdate,
+  statusQuery,
+} from '../../../workflows/definitions.js';
+import { parseCanaryReleaseSpec } from '../../domain/canary.js';
+import { parsePromotionSpec } from '../../domain/promotion-spec.js';
+import type { PipelineStatus } from '../../domain/status.js';
+import { InputValidationError } from '../../domain/validation.js';
+import { createDataConverter } from '../../temporal/data-converter.js';
+import type { CliContext } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import {
+  type Conclusion,
+  conclude,
+  follow,
+  listPipelines,
+  pendingActivities,
+  startCanaryRelease,
+  startPromotion,
+} from '../pipelines.js';
+import { renderStatus } from '../render.js';
+import type { CommandGroup } from './index.js';
+
+// promote, canary, status, approve, reject, abort, pause, resume, list.
+
+function readSpecFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new InputValidationError('spec file', [{ path: file, message: (err as Error).message }]);
+  }
+  let value: unknown;
+  try {
+    value = file.endsWith('.json') || text.trimStart().startsWith('{') ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new InputValidationError('spec file', [
+      {
+        path: file,
+        message: `malformed ${file.endsWith('.json') ? 'JSON' : 'JSON/YAML'}: ${(err as Error).message}`,
+      },
+    ]);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InputValidationError('spec file', [{ path: file, message: 'must contain an object' }]);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** --set a.b=value: value is JSON when it parses (numbers, booleans, arrays), else a string. */
+function applySets(target: Record<string, unknown>, sets: string[]): void {
+  for (const assignment of sets) {
+    const eq = assignment.indexOf('=');
+    if (eq <= 0)
+      throw new InputValidationError('--set', [
+        { path: assignment, message: 'must be path=value, e.g. canary.steps=[10,50,100]' },
+      ]);
+    const pathText = assignment.slice(0, eq);
+    const raw = assignment.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {}
+    const parts = pathText.split('.');
+    let node = target;
+    for (const part of parts.slice(0, -1)) {
+      if (typeof node[part] !== 'object' || node[part] === null) node[part] = {};
+      node = node[part] as Record<string, unknown>;
+    }
+    node[parts[parts.length - 1] as string] = value;
+  }
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function exitCodeFor(conclusion: Conclusion): number {
+  if (conclusion.outcome === 'promoted') return EXIT.ok;
+  if (conclusion.outcome === 'rolled_back') return EXIT.rolledBack;
+  return EXIT.error;
+}
+
+async function watchToEnd(ctx: CliContext, workflowId: string): Promise<number> {
+  const client = await ctx.client();
+  const handle = client.workflow.getHandle(workflowId);
+  const codec = createDataConverter(ctx.config.codecKey).payloadCodecs?.[0];
+  if (!ctx.json) {
+    await follow(
+      handle,
+      (status, pending) => {
+        const decision = status.pendingDecision
+          ? ` | waiting for ${status.pendingDecision.gate}: qwenops approve ${workflowId}`
+          : '';
+        const running = pending.length > 0 ? ` | ${pending.join('; ')}` : '';
+        process.stderr.write(
+          `[${new Date().toISOString().slice(11, 19)}] ${status.stage} ${status.progress.percent}% ${status.progress.message}${running}${decision}\n`,
+        );
+      },
+      { codec },
+    );
+  }
+  const conclusion = await conclude(handle);
+  ctx.print({ workflowId, ...conclusion }, () => {
+    const head = `${workflowId}: ${conclusion.outcome}${conclusion.reason ? ` — ${conclusion.reason}` : ''}`;
+    return conclusion.status ? `${head}\n${renderStatus(conclusion.status)}` : head;
+  });
+  return exitCodeFor(conclusion);
+}
+
+async function sendUpdate(
+  ctx: CliContext,
+  workflowId: string,
+  name: string,
+  send: (handle: WorkflowHandle) => Promise<PipelineStatus>,
+): Promise<void> {
+  const client = await ctx.client();
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const status = await send(handle);
+    ctx.print(status, () => `${name}: done\n${renderStatus(status)}`);
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new Error(`${name} refused by ${workflowId}: ${err.cause?.message ?? err.message}`);
+    }
+    throw err;
+  }
+}
+
+export const registerPipelineCommands: CommandGroup = (program: Command, context) => {
+  program
+    .command('promote')
+    .description(
+      'start a model promotion (promoteModel): download, AWQ, validate, canary, load test, promote',
+    )
+    .argument('<model>', 'hub model id, e.g. qwen/Qwen-7B-Chat')
+    .option('--revision <rev>', 'hub branch, tag or commit')
+    .option('--spec <file>', 'promotion spec (JSON or YAML; "-" for stdin); flags override it')
+    .option(
+      '--set <path=value>',
+      'override one spec field, repeatable (e.g. --set canary.steps=[10,50,100])',
+      collect,
+      [],
+    )
+    .option('--id <workflowId>', 'workflow id (default: promote-<model>-<revision>)')
+    .option('--requested-by <user>', 'who asks (audit records)', process.env.USER ?? 'cli')
+    .option('--no-approvals', 'skip both approval gates')
+    .option('--wait', 'follow progress until the promotion ends; exit 0 promoted, 2 rolled back, 1 otherwise')
+    .action(async (model: string, opts) => {
+      const ctx = context();
+      const raw: Record<string, unknown> = opts.spec ? readSpecFile(opts.spec) : {};
+      raw.model = model;
+      if (opts.revision) raw.hub = { ...(raw.hub as object), revision: opts.revision };
+      raw.requestedBy ??= opts.requestedBy;
+      if (opts.approvals === false)
+        raw.approvals = { ...(raw.approvals as object), beforeCanary: false, beforePromote: false };
+      applySets(raw, opts.set);
+      const spec = parsePromotionSpec(raw);
+      const handle = await startPromotion(await ctx.client(), spec, opts.id);
+      ctx.print(
+        {
+          workflowId: handle.workflowId,
+          runId: handle.firstExecutionRunId,
+          uiUrl: uiLink(ctx, handle.workflowId),
+        },
+        () =>
+          `started ${handle.workflowId}\n  UI: ${uiLink(ctx, handle.workflowId)}\n  follow: qwenops status ${handle.workflowId} --follow`,
+      );
+      if (opts.wait) process.exitCode = await watchToEnd(ctx, handle.workflowId);
+    });
+
+  program
+    .command('canary')
+    .description('start a canary release (canaryRelease) of a new revision on an existing service')
+    .requiredOption('--service <namespace/name>', 'the InferenceService, e.g. llm-prod/qwen-7b-chat')
+    .option('--storage-uri <uri>', 'weights of the new revision (s3://, pvc://, hf://, file://)')
+    .option('--spec <file>', 'canary release spec (JSON or YAML)')
+    .option('--set <path=value>', 'override one spec field, repeatable', collect, [])
+    .option('--id <workflowId>', 'workflow id')
+    .option(
+      '--requested-by <user>',
+      'who asks (audit records)',
+      process.env.CI ? 'ci' : (process.env.USER ?? 'cli'),
+    )
+    .option('--wait', 'wait for the end; exit 0 promoted, 2 rolled back (reason printed), 1 error')
+    .action(async (opts) => {
+      const ctx = context();
+      const raw: Record<string, unknown> = opts.spec ? readSpecFile(opts.spec) : {};
+      const [namespace, name, extra] = String(opts.service).split('/');
+      if (!namespace || !name || extra !== undefined) {
+        throw new InputValidationError('canary', [
+          { path: '--service', message: 'must be <namespace>/<name>' },
+        ]);
+      }
+      raw.serving = { ...(raw.serving as object), namespace, name };
+      if (opts.storageUri) raw.storageUri = opts.storageUri;
+      raw.requestedBy ??= opts.requestedBy;
+      applySets(raw, opts.set);
+      const spec = parseCanaryReleaseSpec(raw);
+      const handle = await startCanaryRelease(await ctx.client(), spec, opts.id);
+      ctx.print(
+        { workflowId: handle.workflowId, uiUrl: uiLink(ctx, handle.workflowId) },
+        () => `started ${handle.workflowId}\n  UI: ${uiLink(ctx, handle.workflowId)}`,
+      );
+      if (opts.wait) process.exitCode = await watchToEnd(ctx, handle.workflowId);
+    });
+
+  program
+    .command('status')
+    .description('show a pipeline: stage, progress, traffic split, last analysis, pending decision')
+    .argument('<workflowId>')
+    .option('--follow', 'keep printing changes until it ends (exit code as with --wait)')
+    .action(async (workflowId: string, opts) => {
+      const ctx = context();
+      if (opts.follow) {
+        process.exitCode = await watchToEnd(ctx, workflowId);
+        return;
+      }
+      const client = await ctx.client();
+      const handle = client.workflow.getHandle(workflowId);
+      const status = await handle.query(statusQuery);
+      const codec = createDataConverter(ctx.config.codecKey).payloadCodecs?.[0];
+      const pending = await pendingActivities(handle, codec).catch(() => []);
+      ctx.print({ ...status, pendingActivities: pending }, () => renderStatus(status, pending));
+    });
+
+  const decision = (name: 'approve' | 'reject', description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .argument('<workflowId>')
+      .option('--by <user>', 'who decides (audit records)', process.env.USER ?? 'cli')
+      .option('--comment <text>', 'why')
+      .action(async (workflowId: string, opts) => {
+        const update = name === 'approve' ? approveUpdate : rejectUpdate;
+        await sendUpdate(context(), workflowId, name, (h) =>
+          h.executeUpdate(update, { args: [{ by: opts.by, comment: opts.comment }] }),
+        );
+      });
+  decision(
+    'approve',
+    'approve the gate a pipeline waits at (before canary, before promote, or an inconclusive analysis)',
+  );
+  decision('reject', 'reject the gate a pipeline waits at (rolls back / stops)');
+
+  program
+    .command('abort')
+    .description('abort a pipeline: a running canary rolls back at once, without analysis')
+    .argument('<workflowId>')
+    .option('--by <user>', 'who aborts', process.env.USER ?? 'cli')
+    .requiredOption('--reason <text>', 'why (shown in status, search attributes and the failure)')
+    .action(async (workflowId: string, opts) => {
+      await sendUpdate(context(), workflowId, 'abort', (h) =>
+        h.executeUpdate(abortUpdate, { args: [{ by: opts.by, reason: opts.reason }] }),
+      );
+    });
+
+  for (const [name, update, description] of [
+    ['pause', pauseUpdate, 'pause a running canary before its next traffic step'],
+    ['resume', resumeUpdate, 'resume a paused canary'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .argument('<workflowId>')
+      .option('--by <user>', 'who', process.env.USER ?? 'cli')
+      .action(async (workflowId: string, opts) => {
+        await sendUpdate(context(), workflowId, name, (h) =>
+          h.executeUpdate(update, { args: [{ by: opts.by }] }),
+        );
+      });
+  }
+
+  program
+    .command('set-step')
+    .description('jump a running canary to a later step of its plan (it is still analysed)')
+    .argument('<workflowId>')
+    .argument('<percent>', 'one of the plan steps above the current one')
+    .option('--by <user>', 'who', process.env.USER ?? 'cli')
+    .action(async (workflowId: string, percent: string, opts) => {
+      const value = Number(percent);
+      if (!Number.isFinite(value))
+        throw new InputValidationError('set-step', [{ path: 'percent', message: 'must be a number' }]);
+      await sendUpdate(context(), workflowId, 'set-step', (h) =>
+        h.executeUpdate(setTrafficStepUpdate, { args: [{ percent: value, by: opts.by }] }),
+      );
+    });
+
+  program
+    .command('list')
+    .description('list promotions and canary releases with their stage and outcome')
+    .option('--running', 'only running ones')
+    .option('--limit <n>', 'at most n rows', '50')
+    .action(async (opts) => {
+      const ctx = context();
+      const rows = await listPipelines(await ctx.client(), {
+        running: opts.running,
+        limit: Number(opts.limit),
+      });
+      ctx.print(rows, () =>
+        rows.length === 0
+          ? 'no pipelines'
+          : rows
+              .map(
+                (r) =>
+                  `${r.workflowId.padEnd(40)} ${r.type.padEnd(14)} ${r.status.padEnd(10)} ${(r.stage ?? '').padEnd(16)} ${(r.outcome ?? '').padEnd(12)} ${r.model ?? r.service ?? ''}`,
+              )
+              .join('\n'),
+      );
+    });
+};
+
+export function uiLink(ctx: CliContext, workflowId: string): string {
+  return `${ctx.config.temporal.uiUrl}/namespaces/${ctx.config.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}`;
+}

@@ -1,0 +1,234 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { SEARCH_ATTRIBUTES } from '../../workflows/definitions.js';
+import { nodeEntrypoint } from '../runtime/entrypoints.js';
+import { toolBinary } from '../runtime/tools.js';
+
+// The embedded stack `qwenops dev` and `make demo` run on one laptop: the Temporal dev
+// server (persisted DB + UI), the sandbox cluster (GPU Jobs as local processes, serving
+// simulators behind a traffic-splitting proxy), and an all-in-one worker. Each runs as its
+// own process (as in production) with logs under <stateDir>/logs.
+
+export interface EmbeddedStackOptions {
+  stateDir: string;
+  temporalPort: number;
+  uiPort: number;
+  sandboxPort: number;
+  metricsPort: number;
+  /** Wipe the sandbox cluster's state first (it holds local processes, which died with it). */
+  freshCluster: boolean;
+  log: (line: string) => void;
+  /** Extra env for the sandbox cluster (simulated Job durations etc.). */
+  clusterEnv?: Record<string, string>;
+}
+
+export interface EmbeddedStack {
+  env: Record<string, string>;
+  temporalAddress: string;
+  uiUrl: string;
+  sandboxUrl: string;
+  logsDir: string;
+  stop(): Promise<void>;
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+async function waitForPort(
+  port: number,
+  timeoutMs: number,
+  child: ChildProcess,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`${what} exited with code ${child.exitCode} before listening (see its log)`);
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline)
+      throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs / 1000}s`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** Resolves with the first stdout line matching `pattern` (the child's own readiness signal). */
+function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${what} was not ready within ${timeoutMs / 1000}s (see its log)`)),
+      timeoutMs,
+    );
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      if (pattern.test(line)) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with code ${code} before it was ready (see its log)`));
+    });
+  });
+}
+
+export function embeddedConfigEnv(
+  stateDir: string,
+  ports: { temporal: number; ui: number; sandbox: number; metrics: number },
+): Record<string, string> {
+  return {
+    QWENOPS_STATE_DIR: stateDir,
+    QWENOPS_TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`,
+    QWENOPS_TEMPORAL_UI_URL: `http://127.0.0.1:${ports.ui}`,
+    QWENOPS_CLUSTER: 'sandbox',
+    QWENOPS_SANDBOX_URL: `http://127.0.0.1:${ports.sandbox}`,
+    QWENOPS_STORE: 'fs',
+    QWENOPS_STORE_DIR: path.join(stateDir, 'store'),
+    QWENOPS_HUB: 'local',
+    QWENOPS_HUB_MIRROR_DIR: path.join(stateDir, 'hub-mirror'),
+    QWENOPS_METRICS_ADDRESS: `127.0.0.1:${ports.metrics}`,
+    QWENOPS_ANALYSIS: 'probe',
+  };
+}
+
+export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise<EmbeddedStack> {
+  const { stateDir, log } = options;
+  const logsDir = path.join(stateDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  for (const [port, what] of [
+    [options.temporalPort, 'Temporal frontend'],
+    [options.uiPort, 'Temporal UI'],
+    [options.sandboxPort, 'sandbox cluster'],
+    [options.metricsPort, 'worker metrics'],
+  ] as const) {
+    if (!(await portFree(port))) {
+      throw new Error(
+        `port ${port} (${what}) is in use: is another "qwenops dev" running? Stop it or choose other ports`,
+      );
+    }
+  }
+  const env = embeddedConfigEnv(stateDir, {
+    temporal: options.temporalPort,
+    ui: options.uiPort,
+    sandbox: options.sandboxPort,
+    metrics: options.metricsPort,
+  });
+  const children: Array<{ name: string; child: ChildProcess }> = [];
+  const launch = (name: string, argv: string[], extraEnv: Record<string, string> = {}) => {
+    const [cmd, ...args] = argv;
+    const logFile = path.join(logsDir, `${name}.log`);
+    const out = createWriteStream(logFile, { flags: 'a' });
+    const child = spawn(cmd as string, args, {
+      env: { ...process.env, ...env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    child.stdout?.pipe(out, { end: false });
+    child.stderr?.pipe(out, { end: false });
+    children.push({ name, child });
+    return child;
+  };
+  const stop = async () => {
+    for (const { name, child } of [...children].reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      log(`stopping ${name}`);
+      try {
+        process.kill(-(child.pid as number), 'SIGTERM');
+      } catch {}
+      const exited = new Promise((r) => child.once('exit', r));
+      const timeout = new Promise((r) => setTimeout(r, 15_000, 'timeout'));
+      if ((await Promise.race([exited, timeout])) === 'timeout') {
+        try {
+          process.kill(-(child.pid as number), 'SIGKILL');
+        } catch {}
+      }
+    }
+  };
+  const onExit = () => {
+    for (const { child } of children) {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL');
+      } catch {}
+    }
+  };
+  process.once('exit', onExit);
+
+  try {
+    const temporal = toolBinary('temporal');
+    log(
+      `starting Temporal dev server on 127.0.0.1:${options.temporalPort} (UI :${options.uiPort}, DB ${path.join(stateDir, 'temporal.db')})`,
+    );
+    const server = launch('temporal', [
+      temporal,
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(options.temporalPort),
+      '--ui-port',
+      String(options.uiPort),
+      '--db-filename',
+      path.join(stateDir, 'temporal.db'),
+      '--log-level',
+      'warn',
+      ...Object.values(SEARCH_ATTRIBUTES).flatMap((k) => [
+        '--search-attribute',
+        `${k.name}=${k.type === 'TEXT' ? 'Text' : 'Keyword'}`,
+      ]),
+    ]);
+    await waitForPort(options.temporalPort, 60_000, server, 'Temporal dev server');
+
+    const sandboxState = path.join(stateDir, 'sandbox');
+    if (options.freshCluster) rmSync(sandboxState, { recursive: true, force: true });
+    log(
+      `starting the sandbox cluster on 127.0.0.1:${options.sandboxPort} (GPU Jobs and serving run as local processes)`,
+    );
+    const cluster = launch(
+      'sandbox-cluster',
+      [
+        ...nodeEntrypoint('src/cluster/sandbox/main'),
+        '--port',
+        String(options.sandboxPort),
+        '--state-dir',
+        sandboxState,
+      ],
+      options.clusterEnv,
+    );
+    await waitForLine(cluster, /"url"/, 60_000, 'sandbox cluster');
+
+    log('starting the all-in-one worker (task queues default, gpu-jobs, cluster)');
+    const worker = launch('worker', nodeEntrypoint('workers/all-in-one'));
+    await waitForLine(worker, /workers running/, 120_000, 'worker');
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    env,
+    temporalAddress: `127.0.0.1:${options.temporalPort}`,
+    uiUrl: `http://127.0.0.1:${options.uiPort}`,
+    sandboxUrl: `http://127.0.0.1:${options.sandboxPort}`,
+    logsDir,
+    stop: async () => {
+      await stop();
+      process.removeListener('exit', onExit);
+    },
+  };
+}

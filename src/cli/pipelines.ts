@@ -1,0 +1,215 @@
+import {
+  type Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
+import {
+  ApplicationFailure,
+  defaultPayloadConverter,
+  type PayloadCodec,
+  WorkflowIdReusePolicy,
+} from '@temporalio/common';
+import { FAILURE_TYPES, SEARCH_ATTRIBUTES, statusQuery, TASK_QUEUES } from '../../workflows/definitions.js';
+import type { CanaryReleaseSpec } from '../domain/canary.js';
+import { slugify } from '../domain/names.js';
+import type { PromotionSpec } from '../domain/promotion-spec.js';
+import type { PipelineStatus } from '../domain/status.js';
+
+// Starting, watching and concluding pipelines from a client (CLI, demo, CI).
+
+export class AlreadyStartedError extends Error {
+  override readonly name = 'AlreadyStartedError';
+}
+
+export function promotionWorkflowId(spec: Pick<PromotionSpec, 'model' | 'hub'>): string {
+  return `promote-${slugify(`${spec.model}-${spec.hub.revision}`)}`;
+}
+
+export function canaryWorkflowId(spec: Pick<CanaryReleaseSpec, 'serving' | 'storageUri'>): string {
+  return `canary-${slugify(`${spec.serving.namespace}-${spec.serving.name}-${spec.storageUri.split('/').slice(-2).join('-')}`)}`.slice(
+    0,
+    200,
+  );
+}
+
+async function start(
+  client: Client,
+  workflowType: 'promoteModel' | 'canaryRelease',
+  input: unknown,
+  workflowId: string,
+  memo: Record<string, unknown>,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  try {
+    return await client.workflow.start(workflowType, {
+      args: [input],
+      taskQueue: TASK_QUEUES.default,
+      workflowId,
+      // A running or successful pipeline with this id refuses a second start; a failed one may be retried.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+      memo,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new AlreadyStartedError(
+        `${workflowId} was already started (running, or finished successfully): see "qwenops status ${workflowId}"; pass --id to start another`,
+      );
+    }
+    throw err;
+  }
+}
+
+export function startPromotion(
+  client: Client,
+  spec: PromotionSpec,
+  workflowId?: string,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  return start(client, 'promoteModel', spec, workflowId ?? promotionWorkflowId(spec), {
+    requestedBy: spec.requestedBy,
+  });
+}
+
+export function startCanaryRelease(
+  client: Client,
+  spec: CanaryReleaseSpec,
+  workflowId?: string,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  return start(client, 'canaryRelease', spec, workflowId ?? canaryWorkflowId(spec), {
+    requestedBy: spec.requestedBy,
+  });
+}
+
+export interface Conclusion {
+  outcome: PipelineStatus['outcome'];
+  reason?: string;
+  failureType?: string;
+  status?: PipelineStatus;
+  result?: unknown;
+}
+
+/** Waits for the workflow to close and says how it ended. */
+export async function conclude(handle: WorkflowHandle): Promise<Conclusion> {
+  try {
+    const result = (await handle.result()) as { status?: PipelineStatus };
+    return { outcome: 'promoted', status: result?.status, result };
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const cause = err.cause;
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (cause instanceof ApplicationFailure) {
+      const outcome: Conclusion['outcome'] =
+        cause.type === FAILURE_TYPES.rolledBack
+          ? 'rolled_back'
+          : cause.type === FAILURE_TYPES.aborted
+            ? 'aborted'
+            : cause.type === FAILURE_TYPES.rejected || cause.type === FAILURE_TYPES.approvalTimeout
+              ? 'rejected'
+              : 'failed';
+      return { outcome, reason: cause.message, failureType: cause.type ?? undefined, status };
+    }
+    return {
+      outcome: status?.outcome === 'aborted' ? 'aborted' : 'failed',
+      reason: cause?.message ?? err.message,
+      status,
+    };
+  }
+}
+
+/** Pending activities with their last heartbeat, as the Temporal UI shows them. */
+export async function pendingActivities(handle: WorkflowHandle, codec?: PayloadCodec): Promise<string[]> {
+  const description = await handle.describe();
+  const pending = description.raw.pendingActivities ?? [];
+  const lines: string[] = [];
+  for (const activity of pending) {
+    let progress = '';
+    const payloads = activity.heartbeatDetails?.payloads ?? [];
+    if (payloads.length > 0) {
+      try {
+        const decoded = codec ? await codec.decode(payloads as never) : payloads;
+        const value = defaultPayloadConverter.fromPayload(decoded[0] as never) as { progress?: string };
+        progress = value?.progress ?? '';
+      } catch {
+        progress = '(undecodable heartbeat)';
+      }
+    }
+    const attempt = activity.attempt && activity.attempt > 1 ? ` (attempt ${activity.attempt})` : '';
+    lines.push(`${activity.activityType?.name ?? 'activity'}${attempt}${progress ? `: ${progress}` : ''}`);
+  }
+  return lines;
+}
+
+/**
+ * Polls the status query until the workflow closes, calling `onChange` whenever the visible
+ * state changes. Queries are cheap and need no history replay on a sticky worker.
+ */
+export async function follow(
+  handle: WorkflowHandle,
+  onChange: (status: PipelineStatus, pending: string[]) => void,
+  options: { intervalMs?: number; codec?: PayloadCodec; until?: (s: PipelineStatus) => boolean } = {},
+): Promise<PipelineStatus | undefined> {
+  let lastKey = '';
+  let last: PipelineStatus | undefined;
+  for (;;) {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status) {
+      last = status;
+      const pending =
+        status.outcome === 'running' ? await pendingActivities(handle, options.codec).catch(() => []) : [];
+      const key = JSON.stringify([
+        status.stage,
+        status.progress,
+        status.pendingDecision?.gate,
+        status.outcome,
+        status.traffic,
+        pending,
+      ]);
+      if (key !== lastKey) {
+        lastKey = key;
+        onChange(status, pending);
+      }
+      if (status.outcome !== 'running' || options.until?.(status)) return status;
+    } else {
+      const description = await handle.describe().catch(() => undefined);
+      if (description && description.status.name !== 'RUNNING') return last;
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 1000));
+  }
+}
+
+export const LIST_QUERY = `WorkflowType IN ('promoteModel', 'canaryRelease')`;
+
+export interface ListedPipeline {
+  workflowId: string;
+  type: string;
+  status: string;
+  startTime: string;
+  model?: string;
+  service?: string;
+  stage?: string;
+  outcome?: string;
+}
+
+export async function listPipelines(
+  client: Client,
+  options: { running?: boolean; limit?: number } = {},
+): Promise<ListedPipeline[]> {
+  const query = options.running ? `${LIST_QUERY} AND ExecutionStatus = 'Running'` : LIST_QUERY;
+  const rows: ListedPipeline[] = [];
+  const first = (v: unknown) => (Array.isArray(v) ? String(v[0]) : undefined);
+  for await (const wf of client.workflow.list({ query })) {
+    const sa = wf.searchAttributes;
+    rows.push({
+      workflowId: wf.workflowId,
+      type: wf.type,
+      status: wf.status.name,
+      startTime: wf.startTime.toISOString(),
+      model: first(sa[SEARCH_ATTRIBUTES.model.name]),
+      service: first(sa[SEARCH_ATTRIBUTES.service.name]),
+      stage: first(sa[SEARCH_ATTRIBUTES.stage.name]),
+      outcome: first(sa[SEARCH_ATTRIBUTES.outcome.name]),
+    });
+    if (rows.length >= (options.limit ?? 50)) break;
+  }
+  return rows;
+}

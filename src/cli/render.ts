@@ -1,0 +1,76 @@
+import type { PipelineStatus, StageRecord } from '../domain/status.js';
+
+// Human-readable renderings of a pipeline's status for the terminal.
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const minutes = Math.floor(ms / 60_000);
+  return `${minutes}m${Math.round((ms % 60_000) / 1000)
+    .toString()
+    .padStart(2, '0')}s`;
+}
+
+function stageDuration(stage: StageRecord): string {
+  if (!stage.startedAt) return '';
+  const end = stage.finishedAt ? Date.parse(stage.finishedAt) : Date.now();
+  return formatDuration(end - Date.parse(stage.startedAt));
+}
+
+const MARK: Record<string, string> = {
+  pending: ' ',
+  running: '>',
+  waiting: '?',
+  succeeded: '+',
+  failed: 'x',
+  skipped: '-',
+  compensated: '~',
+};
+
+/** A stage timeline: one line per stage with state, start offset, duration and detail. */
+export function renderTimeline(status: PipelineStatus): string {
+  const first = status.stages.find((s) => s.startedAt)?.startedAt;
+  const origin = first ? Date.parse(first) : Date.now();
+  const width = Math.max(...status.stages.map((s) => s.name.length));
+  return status.stages
+    .map((s) => {
+      const offset = s.startedAt ? `+${formatDuration(Date.parse(s.startedAt) - origin)}` : '';
+      return `  [${MARK[s.state] ?? '?'}] ${s.name.padEnd(width)}  ${s.state.padEnd(11)} ${offset.padStart(9)} ${stageDuration(s).padStart(9)}  ${(s.detail ?? '').split('\n')[0]}`;
+    })
+    .join('\n');
+}
+
+export function renderStatus(status: PipelineStatus, pendingActivities: string[] = []): string {
+  const lines: string[] = [];
+  const what = status.kind === 'promotion' ? `promotion of ${status.model}` : 'canary release';
+  lines.push(`${status.workflowId}: ${what} -> ${status.service.namespace}/${status.service.name}`);
+  lines.push(`outcome: ${status.outcome}${status.reason ? ` (${status.reason})` : ''}`);
+  lines.push(`stage: ${status.stage}  progress: ${status.progress.percent}%  ${status.progress.message}`);
+  const t = status.traffic;
+  lines.push(
+    `traffic: stable ${t.stableRevision ?? '-'} ${100 - t.canaryPercent}% | canary ${t.canaryRevision ?? '-'} ${t.canaryPercent}%${status.paused ? '  [PAUSED]' : ''}`,
+  );
+  if (status.lastAnalysis) {
+    const a = status.lastAnalysis;
+    lines.push(
+      `last analysis: step ${a.step + 1} at ${a.canaryPercent}%: ${a.verdict}${a.reasons.length ? ` (${a.reasons.join('; ')})` : ''}`,
+    );
+  }
+  if (status.pendingDecision) {
+    const d = status.pendingDecision;
+    lines.push(`WAITING FOR A DECISION (${d.gate}, until ${d.deadline}): ${d.question}`);
+    lines.push(
+      `  qwenops approve ${status.workflowId}   |   qwenops reject ${status.workflowId} --comment "..."`,
+    );
+  }
+  for (const activity of pendingActivities) lines.push(`running: ${activity}`);
+  lines.push('stages:', renderTimeline(status));
+  if (status.compensations.length > 0) {
+    lines.push(
+      'compensations:',
+      ...status.compensations.map((c) => `  ${c.name}: ${c.state}${c.detail ? ` (${c.detail})` : ''}`),
+    );
+  }
+  if (status.reportUri) lines.push(`report: ${status.reportUri}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,91 @@
+import path from 'node:path';
+import { createKnowledgeActivities } from '../activities/knowledge.js';
+import { createLoadTestActivitiesFor } from '../activities/loadtest-adapter.js';
+import { createPromotionActivities } from '../activities/promotion.js';
+import { createServingActivities } from '../activities/serving.js';
+import { createCanaryAnalyzer } from '../src/analysis/index.js';
+import { StoreAuditLog } from '../src/audit/audit-log.js';
+import { createClusterBackend } from '../src/cluster/index.js';
+import type { QwenopsConfig } from '../src/config/config.js';
+import { createModelHub } from '../src/hub/index.js';
+import { createEmbedder } from '../src/knowledge/embedders/index.js';
+import { knowledgePoolFactory } from '../src/knowledge/store/pgvector-store.js';
+import type { Logger } from '../src/observability/logger.js';
+import { GpuJobService, jobStoreAccess } from '../src/services/gpu-jobs.js';
+import { PromotionReportService } from '../src/services/promotion-report.js';
+import { ServingService } from '../src/services/serving.js';
+import { createArtifactStore } from '../src/storage/index.js';
+import type { TASK_QUEUES } from '../workflows/definitions.js';
+
+// The composition root: builds adapters from the config, services from adapters, and the
+// activity set each task queue's worker registers. Nothing else constructs adapters.
+
+export type TaskQueueName = keyof typeof TASK_QUEUES;
+// biome-ignore lint/suspicious/noExplicitAny: activity maps are heterogeneous by nature
+export type ActivityMap = Record<string, (...args: any[]) => Promise<unknown>>;
+
+export interface Composition {
+  activitiesFor(queue: TaskQueueName): ActivityMap;
+  close(): Promise<void>;
+}
+
+export async function compose(config: QwenopsConfig, logger: Logger): Promise<Composition> {
+  const store = await createArtifactStore(config.store);
+  const cluster = await createClusterBackend(config.cluster, logger);
+  const hub = createModelHub(config.hub, { logger });
+  const audit = new StoreAuditLog(store, logger);
+  const gpuJobs = new GpuJobService(cluster, store, audit, {
+    namespace: config.cluster.jobNamespace,
+    storeAccess: jobStoreAccess(config.store),
+  });
+  const serving = new ServingService(cluster, audit, store);
+  const reports = new PromotionReportService(store);
+  const analyzer = createCanaryAnalyzer(config.analysis, { logger });
+
+  const promotion = createPromotionActivities({
+    hub,
+    store,
+    gpuJobs,
+    reports,
+    audit,
+    stagingDir: path.join(config.stateDir, 'staging'),
+    logger,
+  });
+  const servingActivities = createServingActivities({
+    serving,
+    analyzer,
+    loadTest: createLoadTestActivitiesFor({ store, logger }),
+  });
+
+  const knowledgePool = knowledgePoolFactory(config.knowledge);
+  const knowledge = createKnowledgeActivities({
+    pool: knowledgePool.get,
+    embedder: createEmbedder(config.knowledge, logger),
+    logger,
+    store,
+  });
+
+  const byQueue: Record<TaskQueueName, ActivityMap> = {
+    default: {
+      resolveModel: promotion.resolveModel,
+      writePromotionReport: promotion.writePromotionReport,
+      markCandidateRejected: promotion.markCandidateRejected,
+    },
+    gpuJobs: {
+      downloadModel: promotion.downloadModel,
+      quantizeModelAwq: promotion.quantizeModelAwq,
+      evaluateModelQuality: promotion.evaluateModelQuality,
+      deleteGpuJob: promotion.deleteGpuJob,
+    },
+    cluster: { ...servingActivities },
+    knowledge: { ...knowledge },
+  };
+
+  return {
+    activitiesFor: (queue) => byQueue[queue],
+    close: async () => {
+      await knowledgePool.close();
+      await cluster.close();
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { loadConfig, type QwenopsConfig, redactConfig } from '../src/config/config.js';
+import { createLogger, type Logger } from '../src/observability/logger.js';
+import { modulePath } from '../src/runtime/entrypoints.js';
+import { createDataConverter } from '../src/temporal/data-converter.js';
+import { TASK_QUEUES } from '../workflows/definitions.js';
+import { compose, type TaskQueueName } from './compose.js';
+
+// Starts the workers for the given task queues in this process: one Temporal Runtime with
+// Prometheus metrics and JSON logs, one Worker per queue. SIGINT/SIGTERM shut down
+// gracefully: pollers stop, running activities get `shutdownGraceTime` to finish or
+// heartbeat-cancel, then the process exits.
+
+export interface RunWorkersOptions {
+  queues: TaskQueueName[];
+  config?: QwenopsConfig;
+  /** Registers the workflow code (only the default queue runs workflows). */
+  workflows?: boolean;
+}
+
+function sdkLogger(logger: Logger) {
+  const at =
+    (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') =>
+    (message: string, meta?: Record<string, unknown>) =>
+      logger[level]({ ...meta, component: 'temporal-sdk' }, message);
+  return {
+    log: (level: string, message: string, meta?: Record<string, unknown>) =>
+      logger.info({ level, ...meta }, message),
+    trace: at('trace'),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+  };
+}
+
+export async function runWorkers(options: RunWorkersOptions): Promise<void> {
+  const config = options.config ?? loadConfig();
+  const logger = createLogger('qwenops-worker', config.log.level);
+  logger.info({ config: redactConfig(config), queues: options.queues }, 'starting workers');
+  Runtime.install({
+    logger: sdkLogger(logger),
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    telemetryOptions: config.metrics.address
+      ? { metrics: { prometheus: { bindAddress: config.metrics.address }, metricPrefix: 'qwenops_' } }
+      : undefined,
+  });
+  const connection = await NativeConnection.connect({
+    address: config.temporal.address,
+    tls: config.temporal.tls ? {} : undefined,
+    apiKey: config.temporal.apiKey,
+  });
+  const composition = await compose(config, logger);
+  const dataConverter = createDataConverter(config.codecKey);
+  try {
+    const workers = await Promise.all(
+      options.queues.map((queue) => {
+        const workerOptions: WorkerOptions = {
+          connection,
+          namespace: config.temporal.namespace,
+          taskQueue: TASK_QUEUES[queue],
+          activities: composition.activitiesFor(queue),
+          dataConverter,
+          shutdownGraceTime: '20s',
+          identity: `${queue}@${process.pid}`,
+        };
+        if (queue === 'default' && options.workflows !== false)
+          workerOptions.workflowsPath = modulePath('workflows/index');
+        return Worker.create(workerOptions);
+      }),
+    );
+    logger.info(
+      { queues: options.queues.map((q) => TASK_QUEUES[q]), metrics: config.metrics.address || 'disabled' },
+      'workers running',
+    );
+    // Runtime's signal handlers call shutdown() on every worker; run() resolves when drained.
+    await Promise.all(workers.map((w) => w.run()));
+    logger.info('workers stopped');
+  } finally {
+    await composition.close().catch(() => undefined);
+    await connection.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,71 @@
+// loadTest: drive an OpenAI-compatible endpoint with a load profile, store the report
+// (JSON + HTML) in the artifact store and judge it against its SLOs. The request is
+// validated when the workflow starts, so a bad start form fails at once naming each field.
+
+import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { EndpointLoadTestResult, LoadTestActivities } from '../activities/loadtest.js';
+import { type LoadTestRequest, type LoadTestRequestInput, parseLoadTestRequest } from '../src/domain/load-test.js';
+import { artifactKeys } from '../src/domain/promotion-spec.js';
+import { FAILURE_TYPES, TASK_QUEUES } from './definitions.js';
+import { invalidInput } from './failures.js';
+
+export interface LoadTestWorkflowInput {
+  /** What to load and how: src/domain/load-test.ts loadTestRequestSchema. */
+  request: LoadTestRequestInput;
+  /** End the workflow failed (LoadTestSloMissed) when an SLO is missed. Default true. */
+  failOnSloMiss?: boolean;
+  /** How fast a dead worker is noticed. Default 60 s. */
+  heartbeatTimeoutSeconds?: number;
+}
+
+export interface LoadTestWorkflowResult extends EndpointLoadTestResult {
+  workflowId: string;
+}
+
+/** Longest the measurement can take: warm-up + duration (or an hour by request count) + drain. */
+function expectedSeconds(request: LoadTestRequest): number {
+  return request.warmupSeconds + (request.durationSeconds ?? 3600) + request.requestTimeoutSeconds;
+}
+
+/** The activity call, for workflows that run a load test as one of their stages. */
+export async function runLoadTestStage(
+  request: LoadTestRequest,
+  options: { reportPrefix: string; reportId: string; heartbeatTimeoutSeconds?: number },
+): Promise<EndpointLoadTestResult> {
+  const { runEndpointLoadTest } = proxyActivities<LoadTestActivities>({
+    taskQueue: TASK_QUEUES.cluster,
+    startToCloseTimeout: `${Math.ceil(expectedSeconds(request)) + 300}s`,
+    heartbeatTimeout: `${options.heartbeatTimeoutSeconds ?? 60}s`,
+    retry: {
+      initialInterval: '5s',
+      backoffCoefficient: 2,
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [FAILURE_TYPES.invalidInput, 'InputValidationError'],
+    },
+  });
+  return runEndpointLoadTest({ request, reportPrefix: options.reportPrefix, reportId: options.reportId });
+}
+
+export async function loadTest(input: LoadTestWorkflowInput): Promise<LoadTestWorkflowResult> {
+  let request: LoadTestRequest;
+  try {
+    request = parseLoadTestRequest(input?.request);
+  } catch (err) {
+    throw invalidInput(err);
+  }
+  const { workflowId } = workflowInfo();
+  const result = await runLoadTestStage(request, {
+    reportPrefix: `${artifactKeys.runDir(workflowId)}/load-test`,
+    reportId: workflowId,
+    heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds,
+  });
+  if (!result.passed && input.failOnSloMiss !== false) {
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.loadTestSlo,
+      message: `load test missed its SLOs: ${result.reasons.join('; ')} (report ${result.reportHtmlUri})`,
+      nonRetryable: true,
+      details: [result],
+    });
+  }
+  return { ...result, workflowId };
+}
