@@ -156,10 +156,10 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
       await serving.releaseServingTarget({ workflowId, ref, actor });
       saga.forget('releaseServingTarget');
       control.finishStage('promote', `stable revision ${promoted.latestRolledoutRevision ?? '(unknown)'}`);
-      await report();
       return promoted.latestRolledoutRevision;
     });
     control.finish('promoted');
+    await report();
     return {
       outcome: 'promoted',
       service: control.status.service,

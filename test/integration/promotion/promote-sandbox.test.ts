@@ -1,0 +1,116 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAuditRecords } from '../../../src/audit/audit-log.js';
+import { parsePromotionSpec, type PromotionSpecInput } from '../../../src/domain/promotion-spec.js';
+import { promotionWorkflowId, startPromotion } from '../../../src/cli/pipelines.js';
+import { statusQuery } from '../../../workflows/definitions.js';
+import { MODEL, type PipelineStack, startInProcessWorkers, startPipelineStack } from '../../support/pipeline-stack.js';
+
+// promoteModel on the real dev server with the production activities: the ModelScope-shaped
+// hub, real MinIO, and real sandbox processes (Jobs, serving simulators, traffic proxy).
+
+let stack: PipelineStack;
+let workers: { stop(): Promise<void> };
+
+beforeAll(async () => {
+  stack = await startPipelineStack({ revisions: ['master', 'v1.1'] });
+  workers = await startInProcessWorkers(stack);
+});
+
+afterAll(async () => {
+  await workers?.stop();
+  await stack?.stop();
+});
+
+const fast = (overrides: Partial<PromotionSpecInput> = {}): PromotionSpecInput => ({
+  model: MODEL,
+  hub: { provider: 'modelscope', revision: 'master' },
+  approvals: { beforeCanary: false, beforePromote: false },
+  canary: {
+    steps: [25, 100],
+    analysisWindowSeconds: 2,
+    minSamples: 8,
+    probe: { requestsPerSecond: 10, maxTokens: 8, concurrency: 8 },
+  },
+  loadTest: { durationSeconds: 2, requestsPerSecond: 5, maxTokens: 16 },
+  execution: { heartbeatTimeoutSeconds: 10, gpuJobTimeoutSeconds: 120 },
+  requestedBy: 'integration-test',
+  ...overrides,
+});
+
+describe('promoteModel on the dev server with sandbox processes and MinIO', () => {
+  it('promotes the AWQ candidate: artifacts in MinIO, Jobs launched once, proxy at 100 % on the new revision', async () => {
+    const spec = parsePromotionSpec(fast());
+    const handle = await startPromotion(stack.temporal.client, spec);
+    expect(handle.workflowId).toBe(promotionWorkflowId(spec));
+    const result = (await handle.result()) as { outcome: string; revision: string; reportUri: string };
+    expect(result.outcome).toBe('promoted');
+    expect(result.reportUri).toMatch(/^s3:\/\/.+\/report\.json$/);
+
+    const store = stack.minio.store;
+    const original = await store.readManifest('models/qwen/Qwen-7B-Chat/master/original');
+    expect(original?.files.map((f) => f.path).sort()).toEqual(stack.hub.models[0]?.files.map((f) => f.path).sort());
+    for (const file of original?.files ?? []) {
+      const expected = stack.hub.models[0]?.files.find((f) => f.path === file.path);
+      expect(file.sha256).toBe(expected?.sha256);
+    }
+    const status = await handle.query(statusQuery);
+    const candidateKey = store.keyFromUri(status.artifacts.candidate as string);
+    const quantized = await store.readManifest(candidateKey);
+    expect(quantized?.files.some((f) => f.path.endsWith('.safetensors'))).toBe(true);
+    const report = await store.getJson<{ status: { outcome: string }; claims: unknown[] }>(store.keyFromUri(result.reportUri));
+    expect(report.status.outcome).toBe('promoted');
+    expect(report.claims.length).toBeGreaterThan(0);
+
+    const jobs = await stack.sandbox.jobs();
+    expect(jobs.map((j) => [j.spec.template, j.launches, j.status.phase]).sort()).toEqual([
+      ['evaluate', 1, 'Succeeded'],
+      ['quantize', 1, 'Succeeded'],
+    ]);
+    const service = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
+    expect(service?.status.canaryPercent).toBeUndefined();
+    expect(service?.status.latestRolledoutRevision).toBe(result.revision);
+    expect(service?.status.stableStorageUri).toBe(status.artifacts.candidate);
+    expect(service?.revisions.filter((r) => r.weight > 0).map((r) => [r.name, r.weight])).toEqual([[result.revision, 100]]);
+
+    const audit = await readAuditRecords(store);
+    const actions = audit.filter((r) => r.workflowId === handle.workflowId).map((r) => r.action);
+    expect(actions).toEqual(
+      expect.arrayContaining(['artifact.download', 'job.create', 'serving.create', 'serving.shift-traffic', 'serving.promote']),
+    );
+    expect(actions.filter((a) => a === 'job.create')).toHaveLength(2);
+    expect(JSON.stringify(audit)).not.toContain(stack.minio.secretKey);
+  });
+
+  it('rolls a latency-faulted canary back by itself, restoring the proxy to the stable revision', async () => {
+    const before = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
+    const stableRevision = before?.status.latestRolledoutRevision;
+    const spec = parsePromotionSpec(
+      fast({
+        hub: { provider: 'modelscope', revision: 'v1.1' },
+        serving: { env: { QWENOPS_SIM_EXTRA_LATENCY_MS: '600' } },
+      }),
+    );
+    const handle = await startPromotion(stack.temporal.client, spec);
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const failure = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(failure.type).toBe('RolledBack');
+    expect(failure.message).toMatch(/canary analysis failed at 25% traffic/);
+
+    const status = await handle.query(statusQuery);
+    expect(status.outcome).toBe('rolled_back');
+    expect(status.compensations[0]).toEqual({ name: 'rollbackCanary', state: 'succeeded' });
+    const service = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
+    expect(service?.status.canaryPercent).toBeUndefined();
+    expect(service?.status.latestRolledoutRevision).toBe(stableRevision);
+    expect(service?.revisions.map((r) => [r.name, r.role, r.weight])).toEqual([[stableRevision, 'stable', 100]]);
+    expect(service?.history.some((h) => h.outcome === 'rolled-back')).toBe(true);
+    const rejected = await stack.minio.store.stat(`${stack.minio.store.keyFromUri(status.artifacts.candidate as string)}/REJECTED.json`);
+    expect(rejected).toBeDefined();
+  });
+});
