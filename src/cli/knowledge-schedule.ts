@@ -50,8 +50,6 @@ function scheduleOptions(options: ReindexScheduleOptions): ScheduleOptions {
       paused: options.paused ?? false,
       note: options.note ?? 'nightly knowledge-base re-index (qwenops)',
     },
-    // The server keeps cron specs as calendars; the memo keeps what the operator typed.
-    memo: { cron: options.cron, timezone: options.timezone, table: options.request.table },
   };
 }
 
@@ -76,8 +74,6 @@ export async function upsertReindexSchedule(
     policies: { ...previous.policies, ...wanted.policies },
     state: { ...previous.state, note: wanted.state?.note },
   }));
-  // Schedule updates cannot change the memo; the cron in it is refreshed by re-creating only
-  // when it differs, which update() above already applied to the spec itself.
   return 'updated';
 }
 
@@ -93,15 +89,16 @@ export interface ScheduleSummary {
   recentRuns: Array<{ scheduledAt: string; workflowId?: string }>;
   runningWorkflows: string[];
   actions: number;
+  /** Runs not started because one was still running (overlap policy SKIP). */
+  skippedOverlap: number;
 }
 
 export function summariseSchedule(scheduleId: string, d: ScheduleDescription): ScheduleSummary {
-  const spec = d.spec as { cronExpressions?: string[]; timezone?: string };
-  const memo = (d.memo ?? {}) as { cron?: string; timezone?: string };
+  const spec = d.spec as { calendars?: CalendarSpec[]; timezone?: string };
   return {
     scheduleId,
-    cron: spec.cronExpressions ?? (memo.cron ? [memo.cron] : []),
-    timezone: spec.timezone ?? memo.timezone,
+    cron: (spec.calendars ?? []).map(calendarToCron),
+    timezone: spec.timezone,
     paused: d.state.paused,
     note: d.state.note,
     overlap: String(d.policies.overlap),
@@ -113,5 +110,60 @@ export function summariseSchedule(scheduleId: string, d: ScheduleDescription): S
     })),
     runningWorkflows: d.info.runningActions.map((a) => a.workflow.workflowId),
     actions: d.info.numActionsTaken,
+    skippedOverlap: d.info.numActionsSkippedOverlap,
   };
+}
+
+interface RangeSpec {
+  start: number | string;
+  end?: number | string;
+  step?: number;
+}
+interface CalendarSpec {
+  minute?: RangeSpec[];
+  hour?: RangeSpec[];
+  dayOfMonth?: RangeSpec[];
+  month?: RangeSpec[];
+  dayOfWeek?: RangeSpec[];
+}
+
+const MONTHS = [
+  'JANUARY',
+  'FEBRUARY',
+  'MARCH',
+  'APRIL',
+  'MAY',
+  'JUNE',
+  'JULY',
+  'AUGUST',
+  'SEPTEMBER',
+  'OCTOBER',
+  'NOVEMBER',
+  'DECEMBER',
+];
+const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'];
+
+/** The server stores a cron expression as a calendar spec; this writes it back as cron for people. */
+export function calendarToCron(calendar: CalendarSpec): string {
+  const field = (ranges: RangeSpec[] | undefined, min: number, max: number, names?: string[]) => {
+    const value = (v: number | string) =>
+      typeof v === 'string' && names ? names.indexOf(v) + (names === MONTHS ? 1 : 0) : Number(v);
+    if (!ranges || ranges.length === 0) return '*';
+    return ranges
+      .map((r) => {
+        const start = value(r.start);
+        const end = r.end === undefined ? start : value(r.end);
+        const step = r.step && r.step > 1 ? `/${r.step}` : '';
+        if (start === min && end === max) return `*${step}`;
+        return start === end ? `${start}` : `${start}-${end}${step}`;
+      })
+      .join(',');
+  };
+  return [
+    field(calendar.minute, 0, 59),
+    field(calendar.hour, 0, 23),
+    field(calendar.dayOfMonth, 1, 31),
+    field(calendar.month, 1, 12, MONTHS),
+    field(calendar.dayOfWeek, 0, 6, DAYS),
+  ].join(' ');
 }

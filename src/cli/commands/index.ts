@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { registerKnowledgeCommands } from './kb.js';
 import { registerLoadTestCommands } from './loadtest.js';
 import { registerPipelineCommands } from './pipelines.js';
+import { registerScheduleCommands } from './schedule.js';
 import { registerStackCommands } from './stack.js';
 
 /**
@@ -14,4 +16,6 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   registerPipelineCommands,
   registerStackCommands,
   registerLoadTestCommands,
+  registerKnowledgeCommands,
+  registerScheduleCommands,
 ];

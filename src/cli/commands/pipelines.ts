@@ -130,6 +130,11 @@ async function sendUpdate(
     if (err instanceof WorkflowUpdateFailedError) {
       throw new Error(`${name} refused by ${workflowId}: ${err.cause?.message ?? err.message}`);
     }
+    if (err instanceof Error && /already completed/i.test(err.message)) {
+      throw new Error(
+        `${name} refused: ${workflowId} has already finished (see "qwenops status ${workflowId}")`,
+      );
+    }
     throw err;
   }
 }
