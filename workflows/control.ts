@@ -118,10 +118,15 @@ export class PipelineControl {
     this.setStageState(name, 'skipped', detail);
   }
 
-  setProgress(message: string, percent?: number): void {
+  /**
+   * Overall progress: finished stages plus `stageFraction` (0..1) of the current one, so a
+   * long stage (the canary) moves the bar without jumping backwards.
+   */
+  setProgress(message: string, stageFraction = 0): void {
     const done = this.status.stages.filter((s) => s.state === 'succeeded' || s.state === 'skipped').length;
+    const fraction = Math.min(1, Math.max(0, stageFraction));
     this.status.progress = {
-      percent: percent ?? Math.round((done / Math.max(1, this.status.stages.length)) * 100),
+      percent: Math.round(((done + fraction) / Math.max(1, this.status.stages.length)) * 100),
       message,
     };
   }
@@ -289,10 +294,10 @@ export class PipelineControl {
 
   private setPaused(paused: boolean, by?: string): void {
     this.status.paused = paused;
-    this.setProgress(
-      paused ? `paused by ${by ?? 'unknown'}` : `resumed by ${by ?? 'unknown'}`,
-      this.status.progress.percent,
-    );
+    this.status.progress = {
+      percent: this.status.progress.percent,
+      message: paused ? `paused by ${by ?? 'unknown'}` : `resumed by ${by ?? 'unknown'}`,
+    };
   }
 
   private requestAbort(by: string, reason: string): void {
@@ -329,7 +334,10 @@ export class PipelineControl {
     };
     this.pendingAnswer = undefined;
     this.status.pendingDecision = pending;
-    this.setProgress(`waiting for a decision: ${question}`, this.status.progress.percent);
+    this.status.progress = {
+      percent: this.status.progress.percent,
+      message: `waiting for a decision: ${question}`,
+    };
     try {
       const answered = await condition(() => this.pendingAnswer !== undefined, timeoutSeconds * 1000);
       return answered && this.pendingAnswer ? this.pendingAnswer : { kind: 'timeout' };

@@ -4,7 +4,11 @@
 
 import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { EndpointLoadTestResult, LoadTestActivities } from '../activities/loadtest.js';
-import { type LoadTestRequest, type LoadTestRequestInput, parseLoadTestRequest } from '../src/domain/load-test.js';
+import {
+  type LoadTestRequest,
+  type LoadTestRequestInput,
+  parseLoadTestRequest,
+} from '../src/domain/load-test.js';
 import { artifactKeys } from '../src/domain/promotion-spec.js';
 import { FAILURE_TYPES, TASK_QUEUES } from './definitions.js';
 import { invalidInput } from './failures.js';

@@ -16,6 +16,7 @@ import { type PromotionSpec, parsePromotionSpec } from '../src/domain/promotion-
 import { evaluateQualityGates } from '../src/domain/quality-gates.js';
 import { buildRevisionSpec, promotionLabels, servingRef } from '../src/domain/serving.js';
 import { type PipelineStatus, PROMOTION_STAGES } from '../src/domain/status.js';
+import { formatBytes } from '../src/domain/units.js';
 import {
   type PromotionActivityProxies,
   promotionActivities,
@@ -150,7 +151,7 @@ async function runPromotion(
   const resolved = await acts.resolveModel({ model: spec.model, revision: spec.hub.revision });
   control.finishStage(
     'resolve',
-    `${resolved.fileCount} files, ${(resolved.totalBytes / 1e9).toFixed(2)} GB${resolved.commit ? `, commit ${resolved.commit}` : ''}`,
+    `${resolved.fileCount} files, ${formatBytes(resolved.totalBytes)}${resolved.commit ? `, commit ${resolved.commit}` : ''}`,
   );
   if (resolved.needsTrustRemoteCode && !spec.serving.vllm.trustRemoteCode) {
     throw ApplicationFailure.create({

@@ -20,6 +20,7 @@ import {
   addCounters,
   appendFailures,
   emptyCounters,
+  fullModeCounters,
   type ReindexCounters,
   type ReindexPhase,
   type ReindexPlan,
@@ -53,10 +54,23 @@ export interface ReindexWorkflowInput {
   carried?: ReindexCarriedState;
 }
 
-const NON_RETRYABLE = [FAILURE_TYPES.invalidInput, FAILURE_TYPES.concurrentReindex, 'Unsupported', 'EmbeddingDimensionError', 'EmbeddingInputTooLongError', 'InputValidationError'];
+const NON_RETRYABLE = [
+  FAILURE_TYPES.invalidInput,
+  FAILURE_TYPES.concurrentReindex,
+  'Unsupported',
+  'EmbeddingDimensionError',
+  'EmbeddingInputTooLongError',
+  'InputValidationError',
+];
 
 function activities(request: ReindexRequest) {
-  const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE };
+  const retry = {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  };
   const heartbeatTimeout = `${request.heartbeatTimeoutSeconds}s`;
   const phases = proxyActivities<KnowledgeActivities>({
     taskQueue: TASK_QUEUES.knowledge,
@@ -164,7 +178,9 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     let batchesThisRun = 0;
     enter('index', `indexing ${activePlan.sourcesListed} sources (${activePlan.mode})`);
     for (;;) {
-      const batch = await timed('index', () => acts.indexKnowledgeSourceBatch({ request: input.request, plan: activePlan, position }));
+      const batch = await timed('index', () =>
+        acts.indexKnowledgeSourceBatch({ request: input.request, plan: activePlan, position }),
+      );
       counters = addCounters(counters, batch.counters);
       failures = appendFailures(failures, batch.failures);
       expectedRows += batch.chunksInBatch;
@@ -178,18 +194,31 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
       if (batchesThisRun >= request.batch.batchesPerRun || workflowInfo().continueAsNewSuggested) {
         await continueAsNew<typeof reindexKnowledgeBase>({
           request: input.request,
-          carried: { plan: activePlan, position, counters, failures, expectedRows, startedAt, phaseMs, runs: (carried?.runs ?? 1) + 1 },
+          carried: {
+            plan: activePlan,
+            position,
+            counters,
+            failures,
+            expectedRows,
+            startedAt,
+            phaseMs,
+            runs: (carried?.runs ?? 1) + 1,
+          },
         });
       }
     }
     if (activePlan.mode === 'incremental') {
       enter('sweep', 'removing the chunks of deleted sources');
-      const swept = await timed('sweep', () => acts.removeDeletedKnowledgeSources({ request: input.request, plan: activePlan }));
+      const swept = await timed('sweep', () =>
+        acts.removeDeletedKnowledgeSources({ request: input.request, plan: activePlan }),
+      );
       counters = addCounters(counters, swept);
       status.counters = counters;
     } else {
       enter('build-index', `building the HNSW index over ${expectedRows} chunks`);
-      extra.indexBuild = await timed('build-index', () => acts.buildKnowledgeVectorIndex({ request: input.request, plan: activePlan }));
+      extra.indexBuild = await timed('build-index', () =>
+        acts.buildKnowledgeVectorIndex({ request: input.request, plan: activePlan }),
+      );
       enter('verify', 'checking row count and recall@10 against exact search');
       const verification = await timed('verify', () =>
         acts.verifyKnowledgeShadow({ request: input.request, plan: activePlan, expectedRows }),
@@ -203,15 +232,24 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
         });
       }
       enter('swap', 'swapping the new generation in');
-      extra.swap = await timed('swap', () => acts.swapKnowledgeGeneration({ request: input.request, plan: activePlan }));
+      extra.swap = await timed('swap', () =>
+        acts.swapKnowledgeGeneration({ request: input.request, plan: activePlan }),
+      );
     }
     enter('finish', 'releasing the knowledge base and writing the report');
     const draft = report('succeeded', extra);
-    const finished = await timed('finish', () => acts.finishKnowledgeReindex({ request: input.request, plan: activePlan, report: draft }));
+    const finished = await timed('finish', () =>
+      acts.finishKnowledgeReindex({ request: input.request, plan: activePlan, report: draft }),
+    );
+    if (activePlan.mode === 'full')
+      counters = fullModeCounters(counters, activePlan.rowsBefore, finished.rowsAfter);
     const final = report('succeeded', { ...extra, rowsAfter: finished.rowsAfter });
     status.outcome = 'succeeded';
     status.report = final;
-    status.progress = { percent: 100, message: `done: ${final.rowsAfter} chunks (${counters.chunksAdded} added, ${counters.chunksRemoved} removed)` };
+    status.progress = {
+      percent: 100,
+      message: `done: ${final.rowsAfter} chunks (${counters.chunksAdded} added, ${counters.chunksRemoved} removed)`,
+    };
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.outcome, value: 'succeeded' }]);
     return final;
   } catch (err) {
@@ -220,7 +258,10 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     const failedPlan = plan;
     if (failedPlan) {
       await CancellationScope.nonCancellable(() =>
-        cleanup.abortKnowledgeReindex({ request: input.request, plan: { runId: failedPlan.runId, mode: failedPlan.mode } }),
+        cleanup.abortKnowledgeReindex({
+          request: input.request,
+          plan: { runId: failedPlan.runId, mode: failedPlan.mode },
+        }),
       ).catch(() => undefined);
     }
     status.outcome = 'failed';
@@ -232,7 +273,13 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     ]);
     if (err instanceof ApplicationFailure || isCancellation(err)) throw err;
     const type = failureType(err);
-    throw ApplicationFailure.create({ type, message: status.reason, nonRetryable: true, cause: err instanceof Error ? err : undefined, details: [status.report] });
+    throw ApplicationFailure.create({
+      type,
+      message: status.reason,
+      nonRetryable: true,
+      cause: err instanceof Error ? err : undefined,
+      details: [status.report],
+    });
   }
 }
 

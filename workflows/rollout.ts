@@ -67,7 +67,10 @@ export async function runCanarySteps(ctx: RolloutContext): Promise<AnalysisResul
       throw rolledBack(`paused for longer than ${plan.maxPauseSeconds}s before the ${percent}% step`);
     }
 
-    control.setProgress(`shifting ${percent}% of traffic to the canary`, canaryProgressPercent(steps, index));
+    control.setProgress(
+      `shifting ${percent}% of traffic to the canary`,
+      canaryProgressPercent(steps, index) / 100,
+    );
     const shifted = await serving.shiftCanaryTraffic({
       ...base,
       revision: ctx.revision,
@@ -81,7 +84,7 @@ export async function runCanarySteps(ctx: RolloutContext): Promise<AnalysisResul
     while (!advance) {
       control.setProgress(
         `analysing the canary at ${percent}% for ${plan.analysisWindowSeconds}s`,
-        canaryProgressPercent(steps, index),
+        canaryProgressPercent(steps, index) / 100,
       );
       const result = await serving.analyseCanaryStep({
         ...base,
@@ -134,6 +137,6 @@ export async function runCanarySteps(ctx: RolloutContext): Promise<AnalysisResul
     index =
       requested !== undefined && steps.indexOf(requested) > index ? steps.indexOf(requested) : index + 1;
   }
-  control.setProgress('the canary carries 100% and passed every analysis', 100);
+  control.setProgress('the canary carries 100% and passed every analysis', 1);
   return analyses;
 }
