@@ -56,6 +56,10 @@ test-e2e:
 	@echo "[test] e2e"
 	@npx vitest run --project e2e
 
+test-python:
+	@echo "[test] python (jobs/, pytest against a real MinIO)"
+	@cd jobs && ../.tools/jobs-venv/bin/python -m pytest -q
+
 test: setup lint typecheck build
 	@bash scripts/run-tests.sh
 

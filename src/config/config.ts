@@ -36,6 +36,8 @@ export const configSchema = z
         jobNamespace: z.string().min(1).default('qwenops'),
         /** Container image the GPU Jobs run (jobs/ entrypoints). */
         jobImage: z.string().min(1).default('ghcr.io/qwenops/jobs:0.1.0'),
+        /** GPU Job templates (<name>.yaml); empty: the repository's k8s/base/job-templates. */
+        jobTemplatesDir: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),
@@ -68,6 +70,13 @@ export const configSchema = z
       .object({
         provider: z.enum(['probe', 'prometheus']).default('probe'),
         prometheusUrl: url.optional(),
+        /** Label that tells serving revisions apart in the scraped vLLM series. */
+        prometheusRevisionLabel: z
+          .string()
+          .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name')
+          .default('revision'),
+        /** Scrape interval of the serving pods; analysis waits one after its probe load. */
+        prometheusScrapeIntervalSeconds: z.coerce.number().int().min(0).max(300).default(15),
       })
       .strict()
       .prefault({}),
@@ -113,6 +122,7 @@ export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolea
   { env: 'QWENOPS_KUBECONFIG', path: 'cluster.kubeconfig' },
   { env: 'QWENOPS_JOB_NAMESPACE', path: 'cluster.jobNamespace' },
   { env: 'QWENOPS_JOB_IMAGE', path: 'cluster.jobImage' },
+  { env: 'QWENOPS_JOB_TEMPLATES_DIR', path: 'cluster.jobTemplatesDir' },
   { env: 'QWENOPS_STORE', path: 'store.kind' },
   { env: 'QWENOPS_STORE_DIR', path: 'store.dir' },
   { env: 'QWENOPS_S3_ENDPOINT', path: 'store.endpoint' },
@@ -127,6 +137,8 @@ export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolea
   { env: 'QWENOPS_HUB_MIRROR_DIR', path: 'hub.mirrorDir' },
   { env: 'QWENOPS_ANALYSIS', path: 'analysis.provider' },
   { env: 'QWENOPS_PROMETHEUS_URL', path: 'analysis.prometheusUrl' },
+  { env: 'QWENOPS_PROMETHEUS_REVISION_LABEL', path: 'analysis.prometheusRevisionLabel' },
+  { env: 'QWENOPS_PROMETHEUS_SCRAPE_INTERVAL_SECONDS', path: 'analysis.prometheusScrapeIntervalSeconds' },
   { env: 'QWENOPS_DATABASE_URL', path: 'knowledge.databaseUrl', secret: true },
   { env: 'QWENOPS_EMBEDDINGS_URL', path: 'knowledge.embeddingsUrl' },
   { env: 'QWENOPS_EMBEDDINGS_MODEL', path: 'knowledge.embeddingsModel' },

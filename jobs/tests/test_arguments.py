@@ -1,0 +1,62 @@
+"""The command lines the Job templates run: what each entrypoint accepts and what it refuses
+(with a message naming the flag), before any work starts."""
+
+import pytest
+
+from qwenops_jobs import download, evaluate, quantize
+
+QUANTIZE_OK = [
+    "--input-uri", "s3://qwenops/models/qwen/Qwen-7B-Chat/master/original",
+    "--output-uri", "s3://qwenops/models/qwen/Qwen-7B-Chat/master/awq-w4-g128/run",
+    "--bits", "4", "--group-size", "128", "--zero-point", "true", "--kernel", "GEMM",
+    "--calibration-samples", "128", "--result-uri", "s3://qwenops/runs/x/quantize/result.json",
+    "--log-format", "json",
+]
+
+
+def test_quantize_accepts_the_worker_command_line():
+    args = quantize.parse_args(QUANTIZE_OK)
+    assert (args.bits, args.group_size, args.zero_point, args.kernel, args.calibration_samples) == (4, 128, True, "GEMM", 128)
+    assert args.result_uri == "s3://qwenops/runs/x/quantize/result.json"
+    assert args.log_format == "json"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--bits", "3", "--bits: invalid choice"),
+        ("--group-size", "100", "--group-size: invalid choice"),
+        ("--zero-point", "maybe", "must be true or false"),
+        ("--calibration-samples", "0", "must be > 0"),
+        ("--input-uri", "http://example.com/model", "must be an s3://bucket/key or file:///path URI"),
+        ("--output-uri", "s3://qwenops/../etc", "must not contain '..' segments"),
+    ],
+)
+def test_quantize_refuses_bad_arguments_naming_the_flag(flag, value, message, capsys):
+    argv = list(QUANTIZE_OK)
+    argv[argv.index(flag) + 1] = value
+    with pytest.raises(SystemExit) as exit_info:
+        quantize.parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and message in err
+
+
+def test_result_uri_is_required(capsys):
+    argv = QUANTIZE_OK[: QUANTIZE_OK.index("--result-uri")] + ["--log-format", "json"]
+    with pytest.raises(SystemExit):
+        quantize.parse_args(argv)
+    assert "--result-uri" in capsys.readouterr().err
+
+
+def test_evaluate_and_download_command_lines(capsys):
+    args = evaluate.parse_args([
+        "--baseline-uri", "s3://b/original", "--candidate-uri", "s3://b/awq", "--samples", "200",
+        "--gpu-type", "A10", "--result-uri", "s3://b/r.json",
+    ])
+    assert (args.samples, args.gpu_type, args.eval_set) == (200, "A10", "builtin-zh")
+    args = download.parse_args(["--model", "qwen/Qwen-7B-Chat", "--output-uri", "file:///tmp/m", "--result-uri", "file:///tmp/r.json"])
+    assert (args.model, args.revision) == ("qwen/Qwen-7B-Chat", "master")
+    with pytest.raises(SystemExit):
+        download.parse_args(["--model", "../etc/passwd", "--output-uri", "file:///tmp/m", "--result-uri", "file:///tmp/r.json"])
+    assert "--model" in capsys.readouterr().err
