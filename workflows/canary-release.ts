@@ -16,9 +16,8 @@ import { CANARY_STAGES, type PipelineStatus } from '../src/domain/status.js';
 import { promotionActivities, servingActivities } from './activity-options.js';
 import { PipelineControl } from './control.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
-import { classifyFailure, invalidInput, rootMessage } from './failures.js';
-import { approvalGate } from './promote-model.js';
-import { applyTraffic, rolledBack, runCanarySteps } from './rollout.js';
+import { endInFailure, invalidInput, rootMessage } from './failures.js';
+import { applyTraffic, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
 import { Saga } from './saga.js';
 
 export interface CanaryReleaseResult {
@@ -112,7 +111,7 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
           'qwenops.io/stage': 'canary',
         },
       });
-      analyses = await runCanarySteps({
+      const rollout = {
         workflowId,
         actor,
         ref,
@@ -121,42 +120,18 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
         serving,
         control,
         saga,
-      });
+      };
+      analyses = await runCanarySteps(rollout);
       control.finishStage('canary', `${analyses.length} analyses passed, canary at 100%`);
-
-      if (spec.loadTest.enabled) {
-        control.startStage(
-          'load-test',
-          `${spec.loadTest.mode}-loop load for ${spec.loadTest.durationSeconds}s`,
-        );
-        loadTest = await serving.runLoadTest({ workflowId, ref, actor, profile: spec.loadTest });
-        if (!loadTest.passed) throw rolledBack(`load test missed its SLOs: ${loadTest.reasons.join('; ')}`);
-        control.finishStage('load-test', 'SLOs met');
-      } else {
-        control.skipStage('load-test', 'disabled in the spec');
-      }
-      await approvalGate(
-        control,
-        'approve-promote',
-        'before-promote',
-        spec.approvals.beforePromote,
-        spec.approvals.timeoutSeconds,
-        `make ${spec.storageUri} the stable revision of ${ref.namespace}/${ref.name}?`,
-      );
-
-      control.startStage('promote', 'promoting the canary to stable');
-      const promoted = await serving.promoteCanary({
-        workflowId,
-        ref,
-        actor,
-        timeoutSeconds: spec.canary.shiftTimeoutSeconds,
+      return loadTestApproveAndPromote(rollout, {
+        loadTest: spec.loadTest,
+        approvals: spec.approvals,
+        promoteQuestion: `make ${spec.storageUri} the stable revision of ${ref.namespace}/${ref.name}?`,
+        finalCompensations: [],
+        onLoadTest: (outcome) => {
+          loadTest = outcome;
+        },
       });
-      saga.forget('rollbackCanary');
-      applyTraffic(control, promoted);
-      await serving.releaseServingTarget({ workflowId, ref, actor });
-      saga.forget('releaseServingTarget');
-      control.finishStage('promote', `stable revision ${promoted.latestRolledoutRevision ?? '(unknown)'}`);
-      return promoted.latestRolledoutRevision;
     });
     control.finish('promoted');
     await report();
@@ -168,13 +143,6 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
       status: control.status,
     };
   } catch (err) {
-    const classified = classifyFailure(err, control.aborted);
-    control.status.reason = classified.reason;
-    const running = control.status.stages.find((s) => s.state === 'running' || s.state === 'waiting');
-    if (running) control.setStageState(running.name, 'failed', classified.reason);
-    await saga.compensate((record) => control.recordCompensation(record));
-    control.finish(classified.outcome, classified.reason);
-    await CancellationScope.nonCancellable(report);
-    throw classified.failure;
+    return endInFailure(err, control, saga, report);
   }
 }

@@ -3,6 +3,7 @@
 // abort / pause / resume handlers (as signals for the UI and validated updates for the CLI).
 
 import {
+  ApplicationFailure,
   type CancellationScope,
   condition,
   setHandler,
@@ -25,6 +26,7 @@ import {
   approveSignal,
   approveUpdate,
   type Decision,
+  FAILURE_TYPES,
   pauseSignal,
   pauseUpdate,
   rejectSignal,
@@ -355,4 +357,38 @@ export class PipelineControl {
     if (!this.status.paused) return true;
     return condition(() => !this.status.paused, maxPauseSeconds * 1000);
   }
+}
+
+/** An approval gate: skipped when the policy says so; rejection and timeout end the promotion. */
+export async function approvalGate(
+  control: PipelineControl,
+  stage: string,
+  gate: 'before-canary' | 'before-promote',
+  required: boolean,
+  timeoutSeconds: number,
+  question: string,
+): Promise<void> {
+  if (!required) {
+    control.skipStage(stage, 'no approval required by the spec');
+    return;
+  }
+  control.startStage(stage, question);
+  control.setStageState(stage, 'waiting');
+  const answer = await control.awaitDecision(gate, question, timeoutSeconds);
+  if (answer.kind === 'approved') {
+    control.finishStage(stage, `approved by ${answer.by}`);
+    return;
+  }
+  if (answer.kind === 'rejected') {
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.rejected,
+      message: `rejected by ${answer.by} at ${stage}: ${answer.reason}`,
+      nonRetryable: true,
+    });
+  }
+  throw ApplicationFailure.create({
+    type: FAILURE_TYPES.approvalTimeout,
+    message: `no approval at ${stage} within ${timeoutSeconds}s`,
+    nonRetryable: true,
+  });
 }

@@ -1,10 +1,18 @@
 // Turning whatever ended a pipeline into an outcome, a reason people can read, and the
 // failure the workflow ends with.
 
-import { ActivityFailure, ApplicationFailure, isCancellation, TemporalFailure } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  TemporalFailure,
+} from '@temporalio/workflow';
 import type { Outcome } from '../src/domain/status.js';
 import { InputValidationError } from '../src/domain/validation.js';
+import type { PipelineControl } from './control.js';
 import { FAILURE_TYPES } from './definitions.js';
+import type { Saga } from './saga.js';
 
 /** The innermost message: an activity failure's cause is what the activity said. */
 export function rootMessage(err: unknown): string {
@@ -88,4 +96,25 @@ export function invalidInput(err: unknown): ApplicationFailure {
     message: String(err),
     nonRetryable: true,
   });
+}
+
+/**
+ * How every pipeline ends when something stops it: record the reason, mark the stage that
+ * was running as failed, compensate newest first, publish the outcome, write the report
+ * (best effort, even when cancelled), then rethrow as the failure clients see.
+ */
+export async function endInFailure(
+  err: unknown,
+  control: PipelineControl,
+  saga: Saga,
+  writeReport: () => Promise<void>,
+): Promise<never> {
+  const classified = classifyFailure(err, control.aborted);
+  control.status.reason = classified.reason;
+  const running = control.status.stages.find((s) => s.state === 'running' || s.state === 'waiting');
+  if (running) control.setStageState(running.name, 'failed', classified.reason);
+  await saga.compensate((record) => control.recordCompensation(record));
+  control.finish(classified.outcome, classified.reason);
+  await CancellationScope.nonCancellable(writeReport).catch(() => undefined);
+  throw classified.failure;
 }

@@ -23,10 +23,10 @@ import {
   type ServingActivityProxies,
   servingActivities,
 } from './activity-options.js';
-import { PipelineControl } from './control.js';
+import { approvalGate, PipelineControl } from './control.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
-import { classifyFailure, invalidInput, rootMessage } from './failures.js';
-import { applyTraffic, rolledBack, runCanarySteps } from './rollout.js';
+import { endInFailure, invalidInput, rootMessage } from './failures.js';
+import { applyTraffic, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
 import { Saga } from './saga.js';
 
 export interface PromotionResult {
@@ -96,16 +96,7 @@ export async function promoteModel(input: unknown): Promise<PromotionResult> {
       status: control.status,
     };
   } catch (err) {
-    const classified = classifyFailure(err, control.aborted);
-    control.status.reason = classified.reason;
-    const current = control.status.stages.find((s) => s.state === 'running' || s.state === 'waiting');
-    if (current) control.setStageState(current.name, 'failed', classified.reason);
-    await saga.compensate((record) => control.recordCompensation(record));
-    control.finish(classified.outcome, classified.reason);
-    await CancellationScope.nonCancellable(() => writeReport(acts, workflowId, control, collected)).catch(
-      () => undefined,
-    );
-    throw classified.failure;
+    return endInFailure(err, control, saga, () => writeReport(acts, workflowId, control, collected));
   }
 }
 
@@ -277,7 +268,7 @@ async function runPromotion(
     quantized: true,
     labels: promotionLabels(spec, workflowId, 'candidate'),
   });
-  collected.analyses = await runCanarySteps({
+  const rollout = {
     workflowId,
     actor,
     ref,
@@ -286,83 +277,18 @@ async function runPromotion(
     serving,
     control,
     saga,
-  });
+  };
+  collected.analyses = await runCanarySteps(rollout);
   control.finishStage('canary', `${collected.analyses.length} analyses passed, canary at 100%`);
 
-  // 7. Load test through the service, gated on SLOs.
-  if (spec.loadTest.enabled) {
-    control.startStage('load-test', `${spec.loadTest.mode}-loop load for ${spec.loadTest.durationSeconds}s`);
-    const outcome = await serving.runLoadTest({ workflowId, ref, actor, profile: spec.loadTest });
-    collected.loadTest = outcome;
-    if (outcome.reportUri) control.status.artifacts.loadTest = outcome.reportUri;
-    if (!outcome.passed) throw rolledBack(`load test missed its SLOs: ${outcome.reasons.join('; ')}`);
-    control.finishStage('load-test', summarizeLoadTest(outcome));
-  } else {
-    control.skipStage('load-test', 'disabled in the spec');
-  }
-
-  // 8. Last human check, then 9. promote.
-  await approvalGate(
-    control,
-    'approve-promote',
-    'before-promote',
-    spec.approvals.beforePromote,
-    spec.approvals.timeoutSeconds,
-    `make the AWQ candidate the stable revision of ${ref.namespace}/${ref.name}?`,
-  );
-  control.startStage('promote', 'promoting the canary to stable');
-  const promoted = await serving.promoteCanary({
-    workflowId,
-    ref,
-    actor,
-    timeoutSeconds: spec.canary.shiftTimeoutSeconds,
-  });
-  // Past this point production runs the candidate: nothing may undo it automatically.
-  saga.forget('rollbackCanary');
-  saga.forget('markCandidateRejected');
-  applyTraffic(control, promoted);
-  await serving.releaseServingTarget({ workflowId, ref, actor });
-  saga.forget('releaseServingTarget');
-  control.finishStage('promote', `stable revision ${promoted.latestRolledoutRevision ?? '(unknown)'}`);
-  return promoted.latestRolledoutRevision;
-}
-
-function summarizeLoadTest(outcome: LoadTestOutcome): string {
-  return Object.entries(outcome.summary)
-    .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`)
-    .join(' ');
-}
-
-/** An approval gate: skipped when the policy says so; rejection and timeout end the promotion. */
-export async function approvalGate(
-  control: PipelineControl,
-  stage: string,
-  gate: 'before-canary' | 'before-promote',
-  required: boolean,
-  timeoutSeconds: number,
-  question: string,
-): Promise<void> {
-  if (!required) {
-    control.skipStage(stage, 'no approval required by the spec');
-    return;
-  }
-  control.startStage(stage, question);
-  control.setStageState(stage, 'waiting');
-  const answer = await control.awaitDecision(gate, question, timeoutSeconds);
-  if (answer.kind === 'approved') {
-    control.finishStage(stage, `approved by ${answer.by}`);
-    return;
-  }
-  if (answer.kind === 'rejected') {
-    throw ApplicationFailure.create({
-      type: FAILURE_TYPES.rejected,
-      message: `rejected by ${answer.by} at ${stage}: ${answer.reason}`,
-      nonRetryable: true,
-    });
-  }
-  throw ApplicationFailure.create({
-    type: FAILURE_TYPES.approvalTimeout,
-    message: `no approval at ${stage} within ${timeoutSeconds}s`,
-    nonRetryable: true,
+  // 7. Load test, 8. last human check, 9. promote.
+  return loadTestApproveAndPromote(rollout, {
+    loadTest: spec.loadTest,
+    approvals: spec.approvals,
+    promoteQuestion: `make the AWQ candidate the stable revision of ${ref.namespace}/${ref.name}?`,
+    finalCompensations: ['markCandidateRejected'],
+    onLoadTest: (outcome) => {
+      collected.loadTest = outcome;
+    },
   });
 }

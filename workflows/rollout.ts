@@ -5,12 +5,13 @@
 // analysis.
 
 import { ApplicationFailure } from '@temporalio/workflow';
+import type { LoadTestOutcome } from '../activities/contracts.js';
 import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/cluster/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import { canaryProgressPercent, decideAfterAnalysis } from '../src/domain/canary.js';
-import type { CanaryPlan } from '../src/domain/promotion-spec.js';
+import type { ApprovalPolicy, CanaryPlan, LoadTestProfile } from '../src/domain/promotion-spec.js';
 import type { ServingActivityProxies } from './activity-options.js';
-import type { PipelineControl } from './control.js';
+import { approvalGate, type PipelineControl } from './control.js';
 import { FAILURE_TYPES } from './definitions.js';
 import type { Saga } from './saga.js';
 
@@ -139,4 +140,63 @@ export async function runCanarySteps(ctx: RolloutContext): Promise<AnalysisResul
   }
   control.setProgress('the canary carries 100% and passed every analysis', 1);
   return analyses;
+}
+
+export interface CompletionOptions {
+  loadTest: LoadTestProfile;
+  approvals: ApprovalPolicy;
+  /** What the before-promote gate asks. */
+  promoteQuestion: string;
+  /** Compensations that no longer apply once production runs the new revision. */
+  finalCompensations: string[];
+  onLoadTest?: (outcome: LoadTestOutcome) => void;
+}
+
+function summarizeLoadTest(outcome: LoadTestOutcome): string {
+  return Object.entries(outcome.summary)
+    .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`)
+    .join(' ');
+}
+
+/**
+ * After the canary carries 100 %: load test gated on SLOs (a miss rolls back), the
+ * before-promote gate, then promotion. Returns the new stable revision.
+ */
+export async function loadTestApproveAndPromote(
+  ctx: RolloutContext,
+  options: CompletionOptions,
+): Promise<string | undefined> {
+  const { control, serving, saga } = ctx;
+  const base = { workflowId: ctx.workflowId, ref: ctx.ref, actor: ctx.actor };
+  if (options.loadTest.enabled) {
+    control.startStage(
+      'load-test',
+      `${options.loadTest.mode}-loop load for ${options.loadTest.durationSeconds}s`,
+    );
+    const outcome = await serving.runLoadTest({ ...base, profile: options.loadTest });
+    options.onLoadTest?.(outcome);
+    if (outcome.reportUri) control.status.artifacts.loadTest = outcome.reportUri;
+    if (!outcome.passed) throw rolledBack(`load test missed its SLOs: ${outcome.reasons.join('; ')}`);
+    control.finishStage('load-test', summarizeLoadTest(outcome));
+  } else {
+    control.skipStage('load-test', 'disabled in the spec');
+  }
+
+  await approvalGate(
+    control,
+    'approve-promote',
+    'before-promote',
+    options.approvals.beforePromote,
+    options.approvals.timeoutSeconds,
+    options.promoteQuestion,
+  );
+  control.startStage('promote', 'promoting the canary to stable');
+  const promoted = await serving.promoteCanary({ ...base, timeoutSeconds: ctx.plan.shiftTimeoutSeconds });
+  // Past this point production runs the new revision: nothing may undo it automatically.
+  for (const name of ['rollbackCanary', ...options.finalCompensations]) saga.forget(name);
+  applyTraffic(control, promoted);
+  await serving.releaseServingTarget(base);
+  saga.forget('releaseServingTarget');
+  control.finishStage('promote', `stable revision ${promoted.latestRolledoutRevision ?? '(unknown)'}`);
+  return promoted.latestRolledoutRevision;
 }
