@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type pg from 'pg';
+import type { AuditLog } from '../src/audit/audit-log.js';
 import {
   type BatchResult,
   emptyCounters,
@@ -40,6 +41,8 @@ export interface KnowledgeActivityDeps {
   logger: Logger;
   /** The artifact store: object-store sources are read from it, reports are written to it. */
   store?: ArtifactStore;
+  /** Records every change to a knowledge base (swap, finished re-index). */
+  audit?: AuditLog;
   /** How often long phases heartbeat while waiting on the database, ms. */
   heartbeatIntervalMs?: number;
 }
@@ -190,7 +193,17 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
 
     async swapKnowledgeGeneration(input: PhaseInput) {
       const request = parseRequest(input.request);
-      return withHeartbeats('swap', () => indexerFor(request).swap(input.plan, request));
+      return withHeartbeats('swap', async () => {
+        const swapped = await indexerFor(request).swap(input.plan, request);
+        await deps.audit?.record({
+          actor: request.requestedBy,
+          action: 'knowledge.swap-generation',
+          workflowId: Context.current().info.workflowExecution?.workflowId,
+          target: `knowledge ${input.plan.table}`,
+          details: { runId: input.plan.runId, generation: input.plan.generation, ...swapped },
+        });
+        return swapped;
+      });
     },
 
     /** Releases the base and stores the report (reports/knowledge/<run>.json) when a store is set. */
@@ -206,6 +219,23 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
           await deps.store.putJson(key, { ...input.report, rowsAfter });
           reportUri = deps.store.uri(key);
         }
+        await deps.audit?.record({
+          actor: request.requestedBy,
+          action: 'knowledge.reindex',
+          workflowId: Context.current().info.workflowExecution?.workflowId,
+          target: `knowledge ${input.plan.table}`,
+          details: {
+            runId: input.plan.runId,
+            mode: input.plan.mode,
+            source: input.plan.sourceDescription,
+            embeddingModel: input.plan.embeddingModel,
+            rowsBefore: input.plan.rowsBefore,
+            rowsAfter,
+            chunksAdded: input.report.counters.chunksAdded,
+            chunksRemoved: input.report.counters.chunksRemoved,
+            reportUri,
+          },
+        });
         return { rowsAfter, reportUri };
       });
     },

@@ -63,6 +63,7 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
     embedder: createEmbedder(config.knowledge, logger),
     logger,
     store,
+    audit,
   });
 
   const byQueue: Record<TaskQueueName, ActivityMap> = {
@@ -78,7 +79,7 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
       deleteGpuJob: promotion.deleteGpuJob,
     },
     cluster: { ...servingActivities },
-    knowledge: { ...knowledge },
+    knowledge,
   };
 
   return {

@@ -1,10 +1,12 @@
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { approveUpdate } from '../../workflows/definitions.js';
+import { SandboxClusterBackend } from '../cluster/sandbox/backend.js';
 import { loadConfig } from '../config/config.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../domain/promotion-spec.js';
 import type { PipelineStatus } from '../domain/status.js';
 import { writeFixtureModel } from '../hub/fixture-model.js';
+import { demoKnowledgeBase } from './demo-knowledge.js';
 import { startEmbeddedStack } from './embedded-stack.js';
 import { type Conclusion, conclude, follow, startPromotion } from './pipelines.js';
 import { renderTimeline } from './render.js';
@@ -22,21 +24,8 @@ export interface DemoOptions {
   uiPort: number;
   sandboxPort: number;
   metricsPort: number;
+  databasePort: number;
 }
-
-export interface DemoStep {
-  name: string;
-  run: (context: DemoContext) => Promise<string[]>;
-}
-
-export interface DemoContext {
-  env: Record<string, string>;
-  stateDir: string;
-  log: (line: string) => void;
-}
-
-/** Extra demo steps other parts of the product add (e.g. the knowledge base re-index). */
-export const EXTRA_DEMO_STEPS: DemoStep[] = [];
 
 const MODEL = 'qwen/Qwen-7B-Chat';
 
@@ -104,6 +93,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     uiPort: options.uiPort,
     sandboxPort: options.sandboxPort,
     metricsPort: options.metricsPort,
+    databasePort: options.databasePort,
     freshCluster: true,
     log: (line) => log(`  ${line}`),
     clusterEnv: { QWENOPS_SIM_JOB_SECONDS: '2' },
@@ -133,13 +123,20 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       `demo-${runId}-latency-fault`,
     );
 
-    const extraLines: string[] = [];
-    for (const step of EXTRA_DEMO_STEPS) {
-      log(`4/4 ${step.name}`);
-      extraLines.push(
-        ...(await step.run({ env: stack.env, stateDir: options.stateDir, log: (l) => log(`  ${l}`) })),
-      );
-    }
+    log('4/4 knowledge base: re-index the bundled Chinese sample, then answer one question from it');
+    const service = await new SandboxClusterBackend({ url: stack.sandboxUrl }).getService({
+      namespace: 'llm-prod',
+      name: 'qwen-7b-chat',
+      deploymentMode: 'Serverless',
+    });
+    const extraLines = await demoKnowledgeBase({
+      client,
+      config,
+      databaseUrl: stack.databaseUrl,
+      chatBaseUrl: service?.url ? `${service.url}/v1` : undefined,
+      chatModel: 'qwen-7b-chat',
+      log: (line) => log(`  ${line}`),
+    });
 
     const summary = (label: string, r: typeof first, expected: string) => {
       const ok = r.conclusion.outcome === expected;

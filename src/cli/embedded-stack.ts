@@ -18,6 +18,8 @@ export interface EmbeddedStackOptions {
   uiPort: number;
   sandboxPort: number;
   metricsPort: number;
+  /** Embedded PostgreSQL (PGlite + pgvector) for the knowledge base. */
+  databasePort: number;
   /** Wipe the sandbox cluster's state first (it holds local processes, which died with it). */
   freshCluster: boolean;
   log: (line: string) => void;
@@ -30,6 +32,7 @@ export interface EmbeddedStack {
   temporalAddress: string;
   uiUrl: string;
   sandboxUrl: string;
+  databaseUrl: string;
   logsDir: string;
   stop(): Promise<void>;
 }
@@ -90,9 +93,10 @@ function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number, wh
 
 export function embeddedConfigEnv(
   stateDir: string,
-  ports: { temporal: number; ui: number; sandbox: number; metrics: number },
+  ports: { temporal: number; ui: number; sandbox: number; metrics: number; database: number },
 ): Record<string, string> {
   return {
+    QWENOPS_DATABASE_URL: `postgres://postgres@127.0.0.1:${ports.database}/postgres`,
     QWENOPS_STATE_DIR: stateDir,
     QWENOPS_TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`,
     QWENOPS_TEMPORAL_UI_URL: `http://127.0.0.1:${ports.ui}`,
@@ -116,6 +120,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     [options.uiPort, 'Temporal UI'],
     [options.sandboxPort, 'sandbox cluster'],
     [options.metricsPort, 'worker metrics'],
+    [options.databasePort, 'embedded PostgreSQL'],
   ] as const) {
     if (!(await portFree(port))) {
       throw new Error(
@@ -128,6 +133,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     ui: options.uiPort,
     sandbox: options.sandboxPort,
     metrics: options.metricsPort,
+    database: options.databasePort,
   });
   const children: Array<{ name: string; child: ChildProcess }> = [];
   const launch = (name: string, argv: string[], extraEnv: Record<string, string> = {}) => {
@@ -213,7 +219,17 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     );
     await waitForLine(cluster, /"url"/, 60_000, 'sandbox cluster');
 
-    log('starting the all-in-one worker (task queues default, gpu-jobs, cluster)');
+    log(`starting the embedded PostgreSQL (PGlite + pgvector) on 127.0.0.1:${options.databasePort}`);
+    const database = launch('postgres', [
+      ...nodeEntrypoint('src/knowledge/pglite/main'),
+      '--data-dir',
+      path.join(stateDir, 'pgdata'),
+      '--port',
+      String(options.databasePort),
+    ]);
+    await waitForPort(options.databasePort, 60_000, database, 'embedded PostgreSQL');
+
+    log('starting the all-in-one worker (task queues default, gpu-jobs, cluster, knowledge)');
     const worker = launch('worker', nodeEntrypoint('workers/all-in-one'));
     await waitForLine(worker, /workers running/, 120_000, 'worker');
   } catch (err) {
@@ -225,6 +241,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     temporalAddress: `127.0.0.1:${options.temporalPort}`,
     uiUrl: `http://127.0.0.1:${options.uiPort}`,
     sandboxUrl: `http://127.0.0.1:${options.sandboxPort}`,
+    databaseUrl: env.QWENOPS_DATABASE_URL as string,
     logsDir,
     stop: async () => {
       await stop();

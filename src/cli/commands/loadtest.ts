@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -110,6 +111,7 @@ interface LoadTestFlags {
   seed?: number;
   slo?: string[];
   out?: string;
+  records?: string;
   store: boolean;
   temporal?: boolean;
   json?: boolean;
@@ -186,6 +188,8 @@ function renderSummary(report: LoadTestReport, uris: string[]): string {
 async function runLocally(ctx: CliContext, flags: LoadTestFlags): Promise<number> {
   const request = parseLoadTestRequest(requestFromFlags(flags));
   const progress = new ProgressLine();
+  // Per-request measurements, one JSON object per line, for analysis outside the report.
+  const records = flags.records ? createWriteStream(path.resolve(flags.records)) : undefined;
   const controller = new AbortController();
   const onSigint = () => controller.abort(new Error('interrupted'));
   process.once('SIGINT', onSigint);
@@ -196,6 +200,11 @@ async function runLocally(ctx: CliContext, flags: LoadTestFlags): Promise<number
       apiKey: process.env.QWENOPS_LLM_API_KEY,
       onProgress: (p) => progress.update(p),
       progressIntervalMs: process.stderr.isTTY ? 250 : 1000,
+      onRecord: records
+        ? (record, measured) => {
+            if (measured) records.write(`${JSON.stringify({ ...record, text: undefined })}\n`);
+          }
+        : undefined,
     });
   } catch (error) {
     progress.done();
@@ -206,6 +215,7 @@ async function runLocally(ctx: CliContext, flags: LoadTestFlags): Promise<number
     throw error;
   } finally {
     process.off('SIGINT', onSigint);
+    if (records) await new Promise((resolve) => records.end(resolve));
   }
   progress.done();
 
@@ -322,6 +332,7 @@ export const registerLoadTestCommands: CommandGroup = (program: Command, context
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option('--out <dir>', 'also write report.json and report.html into this directory')
+    .option('--records <file>', 'write every measured request (timings, tokens, error class) as JSON lines')
     .option('--no-store', 'do not store the report in the artifact store')
     .option('--temporal', 'run through the loadTest workflow on the workers instead of from here')
     .action(async (flags: LoadTestFlags) => {

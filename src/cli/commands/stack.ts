@@ -18,7 +18,8 @@ export const registerStackCommands: CommandGroup = (program) => {
       .option('--temporal-port <port>', 'Temporal frontend port', portOption, 7233)
       .option('--ui-port <port>', 'Temporal UI port', portOption, 8233)
       .option('--sandbox-port <port>', 'sandbox cluster control API port', portOption, 7480)
-      .option('--metrics-port <port>', 'worker Prometheus port', portOption, 9464);
+      .option('--metrics-port <port>', 'worker Prometheus port', portOption, 9464)
+      .option('--database-port <port>', 'embedded PostgreSQL port', portOption, 54329);
 
   withPorts(
     program
@@ -31,6 +32,7 @@ export const registerStackCommands: CommandGroup = (program) => {
       uiPort: opts.uiPort,
       sandboxPort: opts.sandboxPort,
       metricsPort: opts.metricsPort,
+      databasePort: opts.databasePort,
       freshCluster: true,
       log: (line) => process.stdout.write(`[dev] ${line}\n`),
     });
@@ -63,6 +65,7 @@ export const registerStackCommands: CommandGroup = (program) => {
         uiPort: opts.uiPort,
         sandboxPort: opts.sandboxPort,
         metricsPort: opts.metricsPort,
+        databasePort: opts.databasePort,
       });
     });
 };

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { type ReindexReport, reindexRequestSchema } from '../domain/knowledge.js';
+import { OpenAiClient } from '../llm/client.js';
+import type { Logger } from '../observability/logger.js';
+import { repoRoot } from '../runtime/entrypoints.js';
+import { LexicalEmbedder } from './embedders/lexical.js';
+import type { Embedder } from './embedders/port.js';
+import { KnowledgeIndexer } from './indexer.js';
+import { askKnowledge, type RagAnswer, searchKnowledge } from './retrieval.js';
+import { DirectorySource } from './sources/directory.js';
+import { createKnowledgePool, PgVectorStore, type SearchHit } from './store/pgvector-store.js';
+
+// The bundled Chinese sample knowledge base (a fictional company's policies) for
+// `make demo`: re-index it, then answer one question from it.
+
+export const SAMPLE_KNOWLEDGE_BASE_DIR = path.join(repoRoot, 'samples', 'knowledge-base', 'docs');
+export const SAMPLE_QUESTION = '入职满三年的员工每年有几天带薪年假？';
+
+export interface SampleRunOptions {
+  databaseUrl: string;
+  logger: Logger;
+  /** Defaults to the local lexical embedder (labelled as a stand-in). */
+  embedder?: Embedder;
+  table?: string;
+  question?: string;
+  /** OpenAI-compatible chat endpoint (…/v1) and model for the answer; without it, only retrieval. */
+  chat?: { baseUrl: string; model: string; apiKey?: string };
+}
+
+export interface SampleRunResult {
+  report: ReindexReport;
+  question: string;
+  hits: SearchHit[];
+  answer?: RagAnswer;
+}
+
+export async function reindexSampleKnowledgeBase(options: SampleRunOptions): Promise<SampleRunResult> {
+  const pool = createKnowledgePool(options.databaseUrl);
+  try {
+    const embedder = options.embedder ?? new LexicalEmbedder();
+    const store = new PgVectorStore(pool, {
+      table: options.table ?? 'qwen_knowledge',
+      logger: options.logger,
+    });
+    const indexer = new KnowledgeIndexer({
+      store,
+      source: new DirectorySource(SAMPLE_KNOWLEDGE_BASE_DIR),
+      embedder,
+      logger: options.logger,
+    });
+    const request = reindexRequestSchema.parse({
+      table: store.table,
+      source: { kind: 'directory', path: SAMPLE_KNOWLEDGE_BASE_DIR },
+      requestedBy: 'demo',
+      verify: { probes: 10 },
+    });
+    const report = await indexer.runReindex(request, `demo-${randomUUID()}`);
+    if (report.outcome !== 'succeeded')
+      throw new Error(`re-indexing the sample knowledge base failed: ${report.reason}`);
+    const question = options.question ?? SAMPLE_QUESTION;
+    const hits = await searchKnowledge({ store, embedder }, question, { k: 3 });
+    let answer: RagAnswer | undefined;
+    if (options.chat) {
+      const chat = new OpenAiClient({ baseUrl: options.chat.baseUrl, apiKey: options.chat.apiKey });
+      answer = await askKnowledge({ store, embedder, chat }, question, { model: options.chat.model, k: 3 });
+    }
+    return { report, question, hits, answer };
+  } finally {
+    await pool.end();
+  }
+}

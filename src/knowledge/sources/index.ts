@@ -1,0 +1,22 @@
+import type { KnowledgeSourceSpec } from '../../domain/knowledge.js';
+import type { ArtifactStore } from '../../storage/port.js';
+import { DirectorySource } from './directory.js';
+import { ObjectStoreSource } from './object-store.js';
+import type { KnowledgeSource } from './port.js';
+
+export type { KnowledgeSource, SourceEntry } from './port.js';
+
+/** The source a request names; an object-store source needs the artifact store. */
+export function createKnowledgeSource(
+  spec: KnowledgeSourceSpec,
+  artifactStore?: ArtifactStore,
+): KnowledgeSource {
+  switch (spec.kind) {
+    case 'directory':
+      return new DirectorySource(spec.path);
+    case 'object-store':
+      if (!artifactStore)
+        throw new Error('an object-store knowledge source needs an artifact store (config store.*)');
+      return new ObjectStoreSource(artifactStore, spec.prefix);
+  }
+}
