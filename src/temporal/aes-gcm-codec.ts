@@ -1,7 +1,10 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { METADATA_ENCODING_KEY } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+// @temporalio/proto is CommonJS: Node's ESM loader exposes only its default export.
+import proto from '@temporalio/proto';
+
+const { temporal } = proto;
 
 // Payload codec: AES-256-GCM over the serialized payload, random 12-byte IV per payload.
 // The key id (first 8 bytes of sha256 of the key) is stored so a rotated key is detected

@@ -5,9 +5,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { loadConfig, type QwenopsConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { TASK_QUEUES } from '../../workflows/definitions.js';
 import { compose } from '../../workers/compose.js';
-import { startMinio, type RunningMinio } from './minio.js';
+import { TASK_QUEUES } from '../../workflows/definitions.js';
+import { type RunningMinio, startMinio } from './minio.js';
 import { type ModelScopeFixtureServer, startModelScopeFixtureServer } from './modelscope-fixture-server.js';
 import { startSandboxCluster, type TestSandboxCluster } from './sandbox.js';
 import { createDevServerEnv, workflowBundle } from './temporal.js';
@@ -30,12 +30,19 @@ export interface PipelineStack {
 
 export const MODEL = 'qwen/Qwen-7B-Chat';
 
-export async function startPipelineStack(options: { revisions?: string[]; jobSeconds?: string } = {}): Promise<PipelineStack> {
+export async function startPipelineStack(
+  options: { revisions?: string[]; jobSeconds?: string } = {},
+): Promise<PipelineStack> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'qwenops-pipeline-'));
   const [temporal, minio] = await Promise.all([createDevServerEnv(), startMinio()]);
   const hub = await startModelScopeFixtureServer({
     dir: path.join(stateDir, 'hub'),
-    models: (options.revisions ?? ['master']).map((revision) => ({ model: MODEL, revision, shards: 2, shardBytes: 64 * 1024 })),
+    models: (options.revisions ?? ['master']).map((revision) => ({
+      model: MODEL,
+      revision,
+      shards: 2,
+      shardBytes: 64 * 1024,
+    })),
   });
   const storeEnv = {
     QWENOPS_STORE: 'minio',

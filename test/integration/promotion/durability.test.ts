@@ -32,19 +32,25 @@ async function startWorkerProcess(): Promise<ManagedProcess> {
   workers.push(worker);
   const deadline = Date.now() + 120_000;
   while (!worker.output().includes('workers running')) {
-    if (worker.child.exitCode !== null) throw new Error(`worker exited early:\n${worker.output().slice(-3000)}`);
+    if (worker.child.exitCode !== null)
+      throw new Error(`worker exited early:\n${worker.output().slice(-3000)}`);
     if (Date.now() > deadline) throw new Error(`worker not ready:\n${worker.output().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
   return worker;
 }
 
-async function waitFor(handle: WorkflowHandle, what: string, predicate: (s: PipelineStatus) => Promise<boolean> | boolean) {
+async function waitFor(
+  handle: WorkflowHandle,
+  what: string,
+  predicate: (s: PipelineStatus) => Promise<boolean> | boolean,
+) {
   const deadline = Date.now() + 180_000;
   for (;;) {
     const status = await handle.query(statusQuery).catch(() => undefined);
     if (status && (await predicate(status))) return status;
-    if (status && status.outcome !== 'running') throw new Error(`ended (${status.outcome}: ${status.reason}) before ${what}`);
+    if (status && status.outcome !== 'running')
+      throw new Error(`ended (${status.outcome}: ${status.reason}) before ${what}`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(status)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -82,7 +88,11 @@ describe('durability: the worker is killed mid-quantize and mid-canary', () => {
     worker = await startWorkerProcess();
 
     // 2. Kill during a canary analysis, after at least one traffic shift.
-    await waitFor(handle, 'the canary at its second step', (s) => s.stage === 'canary' && s.traffic.canaryPercent >= 60);
+    await waitFor(
+      handle,
+      'the canary at its second step',
+      (s) => s.stage === 'canary' && s.traffic.canaryPercent >= 60,
+    );
     await worker.kill('SIGKILL');
     await startWorkerProcess();
 
@@ -96,13 +106,20 @@ describe('durability: the worker is killed mid-quantize and mid-canary', () => {
     const status = await handle.query(statusQuery);
     const service = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
     expect(service?.status.latestRolledoutRevision).toBe(result.revision);
-    expect(status.traffic).toEqual({ stableRevision: result.revision, canaryRevision: undefined, canaryPercent: 0 });
+    expect(status.traffic).toEqual({
+      stableRevision: result.revision,
+      canaryRevision: undefined,
+      canaryPercent: 0,
+    });
     const weighted = service?.revisions.filter((r) => r.weight > 0).map((r) => [r.name, r.weight]);
     expect(weighted).toEqual([[result.revision, 100]]);
     // Every canary step shows up as one audited shift per distinct percentage, whatever was retried.
     const history = await handle.fetchHistory();
     const attempts = (history.events ?? [])
-      .filter((e) => e.activityTaskStartedEventAttributes?.attempt && e.activityTaskStartedEventAttributes.attempt > 1)
+      .filter(
+        (e) =>
+          e.activityTaskStartedEventAttributes?.attempt && e.activityTaskStartedEventAttributes.attempt > 1,
+      )
       .map((e) => e.activityTaskStartedEventAttributes?.attempt);
     expect(attempts.length).toBeGreaterThanOrEqual(1);
   });

@@ -1,11 +1,16 @@
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditRecords } from '../../../src/audit/audit-log.js';
-import { parsePromotionSpec, type PromotionSpecInput } from '../../../src/domain/promotion-spec.js';
 import { promotionWorkflowId, startPromotion } from '../../../src/cli/pipelines.js';
+import { type PromotionSpecInput, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
 import { statusQuery } from '../../../workflows/definitions.js';
-import { MODEL, type PipelineStack, startInProcessWorkers, startPipelineStack } from '../../support/pipeline-stack.js';
+import {
+  MODEL,
+  type PipelineStack,
+  startInProcessWorkers,
+  startPipelineStack,
+} from '../../support/pipeline-stack.js';
 
 // promoteModel on the real dev server with the production activities: the ModelScope-shaped
 // hub, real MinIO, and real sandbox processes (Jobs, serving simulators, traffic proxy).
@@ -50,7 +55,9 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
 
     const store = stack.minio.store;
     const original = await store.readManifest('models/qwen/Qwen-7B-Chat/master/original');
-    expect(original?.files.map((f) => f.path).sort()).toEqual(stack.hub.models[0]?.files.map((f) => f.path).sort());
+    expect(original?.files.map((f) => f.path).sort()).toEqual(
+      stack.hub.models[0]?.files.map((f) => f.path).sort(),
+    );
     for (const file of original?.files ?? []) {
       const expected = stack.hub.models[0]?.files.find((f) => f.path === file.path);
       expect(file.sha256).toBe(expected?.sha256);
@@ -59,7 +66,9 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
     const candidateKey = store.keyFromUri(status.artifacts.candidate as string);
     const quantized = await store.readManifest(candidateKey);
     expect(quantized?.files.some((f) => f.path.endsWith('.safetensors'))).toBe(true);
-    const report = await store.getJson<{ status: { outcome: string }; claims: unknown[] }>(store.keyFromUri(result.reportUri));
+    const report = await store.getJson<{ status: { outcome: string }; claims: unknown[] }>(
+      store.keyFromUri(result.reportUri),
+    );
     expect(report.status.outcome).toBe('promoted');
     expect(report.claims.length).toBeGreaterThan(0);
 
@@ -72,12 +81,20 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
     expect(service?.status.canaryPercent).toBeUndefined();
     expect(service?.status.latestRolledoutRevision).toBe(result.revision);
     expect(service?.status.stableStorageUri).toBe(status.artifacts.candidate);
-    expect(service?.revisions.filter((r) => r.weight > 0).map((r) => [r.name, r.weight])).toEqual([[result.revision, 100]]);
+    expect(service?.revisions.filter((r) => r.weight > 0).map((r) => [r.name, r.weight])).toEqual([
+      [result.revision, 100],
+    ]);
 
     const audit = await readAuditRecords(store);
     const actions = audit.filter((r) => r.workflowId === handle.workflowId).map((r) => r.action);
     expect(actions).toEqual(
-      expect.arrayContaining(['artifact.download', 'job.create', 'serving.create', 'serving.shift-traffic', 'serving.promote']),
+      expect.arrayContaining([
+        'artifact.download',
+        'job.create',
+        'serving.create',
+        'serving.shift-traffic',
+        'serving.promote',
+      ]),
     );
     expect(actions.filter((a) => a === 'job.create')).toHaveLength(2);
     expect(JSON.stringify(audit)).not.toContain(stack.minio.secretKey);
@@ -108,9 +125,13 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
     const service = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
     expect(service?.status.canaryPercent).toBeUndefined();
     expect(service?.status.latestRolledoutRevision).toBe(stableRevision);
-    expect(service?.revisions.map((r) => [r.name, r.role, r.weight])).toEqual([[stableRevision, 'stable', 100]]);
+    expect(service?.revisions.map((r) => [r.name, r.role, r.weight])).toEqual([
+      [stableRevision, 'stable', 100],
+    ]);
     expect(service?.history.some((h) => h.outcome === 'rolled-back')).toBe(true);
-    const rejected = await stack.minio.store.stat(`${stack.minio.store.keyFromUri(status.artifacts.candidate as string)}/REJECTED.json`);
+    const rejected = await stack.minio.store.stat(
+      `${stack.minio.store.keyFromUri(status.artifacts.candidate as string)}/REJECTED.json`,
+    );
     expect(rejected).toBeDefined();
   });
 });
