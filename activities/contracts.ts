@@ -129,7 +129,9 @@ export interface LoadTestOutcome {
   reasons: string[];
   /** Headline figures: p99 TTFT/TPOT/E2E in ms, error rate %, tokens/s, goodput req/s. */
   summary: Record<string, number>;
+  /** The HTML report (for people) and the JSON one (for the promotion comparison). */
   reportUri?: string;
+  reportJsonUri?: string;
 }
 
 export interface PromotionReportInput {

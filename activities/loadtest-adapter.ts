@@ -33,6 +33,7 @@ export function createLoadTestActivitiesFor(deps: {
       reasons: report.slo.results.filter((r) => !r.met).map((r) => r.message),
       summary: summariseLoadTest(report),
       reportUri: stored.htmlUri,
+      reportJsonUri: stored.jsonUri,
     };
   };
 }

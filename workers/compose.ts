@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { createKnowledgeActivities } from '../activities/knowledge.js';
+import { createLoadTestActivities } from '../activities/loadtest.js';
 import { createLoadTestActivitiesFor } from '../activities/loadtest-adapter.js';
 import { createPromotionActivities } from '../activities/promotion.js';
 import { createServingActivities } from '../activities/serving.js';
@@ -66,6 +67,9 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
     audit,
   });
 
+  // The loadTest workflow's activities (run a test against any URL, analyse two endpoints).
+  const loadTestActivities = createLoadTestActivities({ store, analyzer, logger });
+
   const byQueue: Record<TaskQueueName, ActivityMap> = {
     default: {
       resolveModel: promotion.resolveModel,
@@ -78,7 +82,7 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
       evaluateModelQuality: promotion.evaluateModelQuality,
       deleteGpuJob: promotion.deleteGpuJob,
     },
-    cluster: { ...servingActivities },
+    cluster: { ...(servingActivities as unknown as ActivityMap), ...(loadTestActivities as ActivityMap) },
     knowledge,
   };
 

@@ -53,7 +53,13 @@ export const promptSourceSchema = z.discriminatedUnion(
   'kind',
   [
     /** The built-in Chinese dialogue set (src/loadtest/prompts/builtin-zh.ts). */
-    z.object({ kind: z.literal('builtin-zh') }).strict(),
+    z
+      .object({
+        kind: z.literal('builtin-zh'),
+        /** Only prompts whose messages total at most this many characters (short probes). */
+        maxChars: z.number().int().min(1, 'must be >= 1').optional(),
+      })
+      .strict(),
     /** Random Chinese text whose length in tokens is uniform in [minInputTokens, maxInputTokens]. */
     z
       .object({
@@ -119,6 +125,11 @@ export const loadTestRequestSchema = z
     maxRequests: z.number().int('must be a whole number').min(1, 'must be >= 1').max(100_000_000).optional(),
     /** Load before the measured window, not counted. */
     warmupSeconds: z.number().min(0, 'must be >= 0').max(3600, 'must be <= 3600').default(0),
+    /**
+     * Closed loop: start the workers evenly over this long instead of all at once, so the
+     * server does not get `concurrency` requests in one burst (counted, unless in warm-up).
+     */
+    rampUpSeconds: z.number().min(0, 'must be >= 0').max(3600, 'must be <= 3600').default(0),
     maxTokens: z.number().int().min(1, 'must be >= 1').max(131_072).default(128),
     /** vLLM extension: generate exactly maxTokens (what benchmarks use for stable lengths). */
     ignoreEos: z.boolean().default(false),

@@ -2,6 +2,12 @@ import type { AnalysisResult } from '../domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../domain/job-results.js';
 import { artifactKeys } from '../domain/promotion-spec.js';
 import type { PipelineStatus, StageRecord } from '../domain/status.js';
+import {
+  buildPromotionComparison,
+  type PromotionComparison,
+  renderPromotionComparisonHtml,
+} from '../loadtest/promotion-comparison.js';
+import type { LoadTestReport } from '../loadtest/report.js';
 import type { ArtifactStore } from '../storage/port.js';
 
 // The promotion report: what happened, stage by stage, with the evidence (gates, canary
@@ -13,6 +19,8 @@ export interface ReportLoadTest {
   reasons: string[];
   summary: Record<string, number>;
   reportUri?: string;
+  /** The full load-test report (JSON) in the store, for the side-by-side comparison. */
+  reportJsonUri?: string;
 }
 
 export interface PromotionReportInput {
@@ -24,52 +32,13 @@ export interface PromotionReportInput {
   analyses: AnalysisResult[];
 }
 
-export interface ClaimRow {
-  claim: string;
-  planned: string;
-  observed: string;
-  met: boolean | null;
-}
-
-/** The seed's numbers for Qwen-7B-Chat on an A10, set against what this run measured. */
-export function compareWithPlan(evaluation?: EvaluationResult, loadTest?: ReportLoadTest): ClaimRow[] {
-  const rows: ClaimRow[] = [];
-  if (evaluation) {
-    const { baseline, candidate } = evaluation;
-    const drop = ((baseline.qualityScore - candidate.qualityScore) / baseline.qualityScore) * 100;
-    rows.push(
-      {
-        claim: 'GPU memory',
-        planned: '14.2 GB -> 9.6 GB',
-        observed: `${baseline.memoryGb.toFixed(1)} GB -> ${candidate.memoryGb.toFixed(1)} GB`,
-        met: candidate.memoryGb <= 9.6 * 1.05,
-      },
-      {
-        claim: 'throughput',
-        planned: '420 -> 850 tok/s',
-        observed: `${baseline.tokensPerSecond.toFixed(0)} -> ${candidate.tokensPerSecond.toFixed(0)} tok/s`,
-        met: candidate.tokensPerSecond >= 850 * 0.95,
-      },
-      { claim: 'quality loss', planned: '< 1 %', observed: `${drop.toFixed(2)} %`, met: drop < 1 },
-    );
-  }
-  const p99 = loadTest?.summary.p99E2eMs ?? loadTest?.summary.p99_e2e_ms;
-  rows.push({
-    claim: 'P99 latency',
-    planned: '< 300 ms',
-    observed: p99 === undefined ? 'not measured' : `${p99.toFixed(0)} ms`,
-    met: p99 === undefined ? null : p99 < 300,
-  });
-  return rows;
-}
-
 function duration(stage: StageRecord): string {
   if (!stage.startedAt || !stage.finishedAt) return '';
   const ms = Date.parse(stage.finishedAt) - Date.parse(stage.startedAt);
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-export function renderMarkdown(input: PromotionReportInput, claims: ClaimRow[]): string {
+export function renderMarkdown(input: PromotionReportInput, comparison?: PromotionComparison): string {
   const { status } = input;
   const lines: string[] = [];
   const title =
@@ -89,18 +58,23 @@ export function renderMarkdown(input: PromotionReportInput, claims: ClaimRow[]):
       `| ${stage.name} | ${stage.state} | ${duration(stage)} | ${(stage.detail ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`,
     );
   }
-  if (claims.length > 0) {
+  if (comparison) {
     lines.push(
       '',
-      '## Against the production plan',
+      `## Baseline vs AWQ candidate, against the production plan (${comparison.gpuType}, ${comparison.evalSet}, ${comparison.samples} samples)`,
       '',
-      '| claim | plan | observed | met |',
-      '|---|---|---|---|',
+      '| metric | baseline | candidate | plan | observed | met |',
+      '|---|---|---|---|---|---|',
     );
-    for (const row of claims)
+    for (const row of comparison.rows) {
+      const cell = (v?: number) => (v === undefined ? '' : `${v} ${row.unit}`.trim());
+      const met = row.met === undefined ? '—' : row.met ? 'yes' : 'no';
       lines.push(
-        `| ${row.claim} | ${row.planned} | ${row.observed} | ${row.met === null ? '—' : row.met ? 'yes' : 'no'} |`,
+        `| ${row.metric} | ${cell(row.baseline)} | ${cell(row.candidate)} | ${row.claim ?? ''} | ${row.observed} | ${met} |`,
       );
+    }
+    const c = comparison.claims;
+    lines.push('', `claims met ${c.met}, missed ${c.missed}, not measured ${c.notMeasured}`);
   }
   if (input.analyses.length > 0) {
     lines.push('', '## Canary analyses', '', '| step | traffic | verdict | reasons |', '|---|---|---|---|');
@@ -136,20 +110,37 @@ export class PromotionReportService {
 
   async write(input: PromotionReportInput): Promise<{ uri: string; markdownUri: string }> {
     const dir = artifactKeys.runDir(input.workflowId);
-    const claims = input.status.kind === 'promotion' ? compareWithPlan(input.evaluation, input.loadTest) : [];
+    const comparison = input.evaluation
+      ? buildPromotionComparison(input.evaluation, await this.loadReport(input.loadTest))
+      : undefined;
     const report = {
       version: 1,
       generatedAt: new Date().toISOString(),
       workflowId: input.workflowId,
       status: input.status,
-      claims,
+      comparison,
       quantization: input.quantization,
       evaluation: input.evaluation,
       analyses: input.analyses,
       loadTest: input.loadTest,
     };
+    if (comparison) {
+      await this.store.put(`${dir}/comparison.html`, renderPromotionComparisonHtml(comparison), {
+        contentType: 'text/html; charset=utf-8',
+      });
+    }
+    await this.store.put(`${dir}/report.md`, renderMarkdown(input, comparison), {
+      contentType: 'text/markdown',
+    });
+    // JSON last: its presence means the whole report is there.
     await this.store.putJson(`${dir}/report.json`, report);
-    await this.store.put(`${dir}/report.md`, renderMarkdown(input, claims), { contentType: 'text/markdown' });
     return { uri: this.store.uri(`${dir}/report.json`), markdownUri: this.store.uri(`${dir}/report.md`) };
+  }
+
+  private async loadReport(loadTest?: ReportLoadTest): Promise<LoadTestReport | undefined> {
+    if (!loadTest?.reportJsonUri) return undefined;
+    return this.store
+      .getJson<LoadTestReport>(this.store.keyFromUri(loadTest.reportJsonUri))
+      .catch(() => undefined);
   }
 }

@@ -66,11 +66,11 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
     const candidateKey = store.keyFromUri(status.artifacts.candidate as string);
     const quantized = await store.readManifest(candidateKey);
     expect(quantized?.files.some((f) => f.path.endsWith('.safetensors'))).toBe(true);
-    const report = await store.getJson<{ status: { outcome: string }; claims: unknown[] }>(
+    const report = await store.getJson<{ status: { outcome: string }; comparison: { rows: unknown[] } }>(
       store.keyFromUri(result.reportUri),
     );
     expect(report.status.outcome).toBe('promoted');
-    expect(report.claims.length).toBeGreaterThan(0);
+    expect(report.comparison.rows.length).toBeGreaterThan(0);
 
     const jobs = await stack.sandbox.jobs();
     expect(jobs.map((j) => [j.spec.template, j.launches, j.status.phase]).sort()).toEqual([

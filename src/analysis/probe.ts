@@ -1,0 +1,85 @@
+import type { AnalysisResult } from '../domain/analysis.js';
+import type { Logger } from '../observability/logger.js';
+import { judgeCanary } from './checks.js';
+import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from './port.js';
+import {
+  errorBreakdown,
+  measurementFromReport,
+  modelNameProblem,
+  parseCanaryAnalysisRequest,
+  runProbeLoad,
+} from './probe-load.js';
+
+// The built-in provider: the load generator itself is the measurement. It sends the same
+// open-loop probe load to the canary and the stable revision for the analysis window and
+// judges on what the client saw (latency from the scheduled send time, so a stalling
+// revision cannot hide behind fewer requests).
+
+export interface ProbeAnalyzerOptions {
+  /** Bearer token for the endpoints. */
+  apiKey?: string;
+  logger?: Logger;
+  /** See JudgeInput.latencyNoiseFloorMs. */
+  latencyNoiseFloorMs?: number;
+}
+
+export const DEFAULT_LATENCY_NOISE_FLOOR_MS = 10;
+
+export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
+  readonly provider = 'probe';
+
+  constructor(private readonly options: ProbeAnalyzerOptions = {}) {}
+
+  async analyse(input: CanaryAnalysisRequest, hooks: AnalysisHooks = {}): Promise<AnalysisResult> {
+    const startedAt = new Date().toISOString();
+    // Bad input is the caller's bug, not a measurement: it throws InputValidationError
+    // instead of coming back "inconclusive".
+    const request = parseCanaryAnalysisRequest(input);
+    const loads = await runProbeLoad(request, hooks, { apiKey: this.options.apiKey });
+    const problems = [loads.canary.error, loads.stable?.error].filter((e): e is string => e !== undefined);
+    const canary = measurementFromReport(request.canary.revision, loads.canary.report);
+    const stable = request.stable
+      ? measurementFromReport(request.stable.revision, loads.stable?.report)
+      : undefined;
+    const notes = [
+      ...(errorBreakdown(loads.canary.report)
+        ? [`canary errors: ${errorBreakdown(loads.canary.report)}`]
+        : []),
+      ...(errorBreakdown(loads.stable?.report)
+        ? [`stable errors: ${errorBreakdown(loads.stable?.report)}`]
+        : []),
+    ];
+    const judgement = judgeCanary({
+      canary,
+      stable,
+      slo: request.slo,
+      minSamples: request.minSamples,
+      source: 'probe client',
+      latencyNoiseFloorMs: this.options.latencyNoiseFloorMs ?? DEFAULT_LATENCY_NOISE_FLOOR_MS,
+      problems,
+      invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
+      notes,
+    });
+    this.options.logger?.info(
+      {
+        step: request.step,
+        verdict: judgement.verdict,
+        canary: canary.revision,
+        reason: judgement.reasons[0],
+      },
+      'canary analysis (probe)',
+    );
+    return {
+      step: request.step,
+      canaryPercent: request.canaryPercent,
+      verdict: judgement.verdict,
+      reasons: judgement.reasons,
+      checks: judgement.checks,
+      provider: this.provider,
+      canary,
+      stable,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    };
+  }
+}
