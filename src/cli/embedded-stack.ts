@@ -230,7 +230,8 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     await waitForPort(options.databasePort, 60_000, database, 'embedded PostgreSQL');
 
     log('starting the all-in-one worker (task queues default, gpu-jobs, cluster, knowledge)');
-    const worker = launch('worker', nodeEntrypoint('workers/all-in-one'));
+    // Its readiness line is logged at info level, whatever level the user asked for elsewhere.
+    const worker = launch('worker', nodeEntrypoint('workers/all-in-one'), { QWENOPS_LOG_LEVEL: 'info' });
     await waitForLine(worker, /workers running/, 120_000, 'worker');
   } catch (err) {
     await stop();
