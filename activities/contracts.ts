@@ -7,7 +7,7 @@ import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/clus
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
-import type { PipelineStatus } from '../src/domain/status.js';
+import type { PromotionReportInput, ReportLoadTest } from '../src/services/promotion-report.js';
 
 export interface ResolveModelInput {
   model: string;
@@ -123,25 +123,10 @@ export interface LoadTestInput extends ServingActionInput {
   profile: LoadTestProfile;
 }
 
-export interface LoadTestOutcome {
-  passed: boolean;
-  /** Why an SLO was missed (empty when passed). */
-  reasons: string[];
-  /** Headline figures: p99 TTFT/TPOT/E2E in ms, error rate %, tokens/s, goodput req/s. */
-  summary: Record<string, number>;
-  /** The HTML report (for people) and the JSON one (for the promotion comparison). */
-  reportUri?: string;
-  reportJsonUri?: string;
-}
+/** A load test's verdict and headline figures (what the promotion keeps in its history). */
+export type LoadTestOutcome = ReportLoadTest;
 
-export interface PromotionReportInput {
-  workflowId: string;
-  status: PipelineStatus;
-  evaluation?: EvaluationResult;
-  quantization?: QuantizeResult;
-  loadTest?: LoadTestOutcome;
-  analyses: AnalysisResult[];
-}
+export type { PromotionReportInput };
 
 export interface PromotionActivities {
   resolveModel(input: ResolveModelInput): Promise<ResolvedModelSummary>;

@@ -1,6 +1,6 @@
 import { loadTestRequestFromProfile } from '../src/domain/load-test.js';
 import { artifactKeys } from '../src/domain/promotion-spec.js';
-import { runLoadTest, storeLoadTestReport, summariseLoadTest } from '../src/loadtest/index.js';
+import { runAndStoreLoadTest } from '../src/loadtest/run-and-store.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { ArtifactStore } from '../src/storage/port.js';
 import type { ServingActivityDeps } from './serving.js';
@@ -14,26 +14,13 @@ export function createLoadTestActivitiesFor(deps: {
   logger: Logger;
 }): ServingActivityDeps['loadTest'] {
   return async ({ workflowId, baseUrl, model, profile }, hooks) => {
-    const report = await runLoadTest(loadTestRequestFromProfile(profile, baseUrl, model), {
+    const { verdict } = await runAndStoreLoadTest(loadTestRequestFromProfile(profile, baseUrl, model), {
+      store: deps.store,
+      reportPrefix: `${artifactKeys.runDir(workflowId)}/load-test`,
       signal: hooks.signal,
+      onProgress: hooks.onProgress,
       logger: deps.logger,
-      progressIntervalMs: 2000,
-      onProgress: (p) =>
-        hooks.onProgress(
-          `${p.phase} ${Math.round(p.fraction * 100)}%: ${p.completed} done, ${p.failed} failed, ${p.inFlight} in flight, ${p.achievedRps.toFixed(1)} req/s`,
-        ),
     });
-    const stored = await storeLoadTestReport(
-      deps.store,
-      `${artifactKeys.runDir(workflowId)}/load-test`,
-      report,
-    );
-    return {
-      passed: report.slo.passed,
-      reasons: report.slo.results.filter((r) => !r.met).map((r) => r.message),
-      summary: summariseLoadTest(report),
-      reportUri: stored.htmlUri,
-      reportJsonUri: stored.jsonUri,
-    };
+    return verdict;
   };
 }

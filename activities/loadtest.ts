@@ -7,11 +7,9 @@ import {
   describeLoadTest,
   LoadTargetError,
   LoadTestCancelledError,
-  runLoadTest,
   type SloResult,
-  storeLoadTestReport,
-  summariseLoadTest,
 } from '../src/loadtest/index.js';
+import { runAndStoreLoadTest } from '../src/loadtest/run-and-store.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { ArtifactStore } from '../src/storage/port.js';
 import type { LoadTestOutcome } from './contracts.js';
@@ -70,31 +68,19 @@ export function createLoadTestActivities(deps: LoadTestActivityDeps) {
         // Checked before any load is sent: a bad prefix must not waste a whole test.
         assertStorageKey(input.reportPrefix, 'reportPrefix');
         try {
-          const report = await runLoadTest(input.request, {
+          const { report, stored, verdict } = await runAndStoreLoadTest(input.request, {
+            store: deps.store,
+            reportPrefix: input.reportPrefix,
             signal: hooks.signal,
-            apiKey: deps.apiKey,
+            onProgress: hooks.onProgress,
             logger: deps.logger,
+            apiKey: deps.apiKey,
             id: input.reportId,
-            progressIntervalMs: 1000,
-            onProgress: (p) =>
-              hooks.onProgress(
-                `${p.phase} ${Math.round(p.fraction * 100)}%: ${p.sent} sent, ${p.ok} ok, ${p.failed} failed, ${p.inFlight} in flight, ${p.achievedRps.toFixed(1)} req/s${p.p99E2eMs !== undefined ? `, p99 E2E ${p.p99E2eMs.toFixed(0)} ms` : ''}`,
-              ),
           });
-          const stored = await storeLoadTestReport(deps.store, input.reportPrefix, report);
-          const description = describeLoadTest(report);
-          deps.logger?.info(
-            { reportUri: stored.jsonUri, passed: report.slo.passed, summary: summariseLoadTest(report) },
-            'load test finished',
-          );
           return {
-            passed: report.slo.passed,
-            reasons: report.slo.results.filter((r) => !r.met).map((r) => r.message),
-            summary: summariseLoadTest(report),
-            reportUri: stored.htmlUri,
-            reportJsonUri: stored.jsonUri,
+            ...verdict,
             reportHtmlUri: stored.htmlUri,
-            description,
+            description: describeLoadTest(report),
             slo: report.slo.results,
             warnings: report.warnings,
           };

@@ -5,7 +5,7 @@ import { dnsName } from '../src/domain/names.js';
 import { artifactKeys } from '../src/domain/promotion-spec.js';
 import type { ModelHub } from '../src/hub/port.js';
 import type { Logger } from '../src/observability/logger.js';
-import type { GpuJobService } from '../src/services/gpu-jobs.js';
+import type { GpuJobOutcome, GpuJobService } from '../src/services/gpu-jobs.js';
 import { downloadModelToStore } from '../src/services/model-download.js';
 import type { PromotionReportService } from '../src/services/promotion-report.js';
 import type { ArtifactStore } from '../src/storage/port.js';
@@ -24,6 +24,12 @@ export interface PromotionActivityDeps {
   /** Worker-local directory for partial downloads (kept across retries on this worker). */
   stagingDir: string;
   logger: Logger;
+}
+
+/** What a GPU Job activity returns: the Job it ran (or adopted) and the result it wrote. */
+function asGpuJobRun<T>(outcome: GpuJobOutcome<T>) {
+  const { jobName, namespace, adopted, resultUri, result } = outcome;
+  return { jobName, namespace, adopted, resultUri, result };
 }
 
 export function createPromotionActivities(deps: PromotionActivityDeps): PromotionActivities {
@@ -122,13 +128,7 @@ export function createPromotionActivities(deps: PromotionActivityDeps): Promotio
           },
           hooks,
         );
-        return {
-          jobName: outcome.jobName,
-          namespace: outcome.namespace,
-          adopted: outcome.adopted,
-          resultUri: outcome.resultUri,
-          result: outcome.result,
-        };
+        return asGpuJobRun(outcome);
       });
     },
 
@@ -157,13 +157,7 @@ export function createPromotionActivities(deps: PromotionActivityDeps): Promotio
           },
           hooks,
         );
-        return {
-          jobName: outcome.jobName,
-          namespace: outcome.namespace,
-          adopted: outcome.adopted,
-          resultUri: outcome.resultUri,
-          result: outcome.result,
-        };
+        return asGpuJobRun(outcome);
       });
     },
 

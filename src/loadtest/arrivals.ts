@@ -4,24 +4,9 @@
 // process, smaller values cluster arrivals, larger ones make them more regular.
 // Seeded, so two runs with the same seed send the same sequence.
 
-export type Random = () => number;
+import { normal, type Random, seededRandom } from '../domain/random.js';
 
-/** mulberry32: a small, fast 32-bit PRNG, uniform in [0, 1). Not cryptographic. */
-export function seededRandom(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function standardNormal(random: Random): number {
-  const u = 1 - random(); // (0, 1], so log() is finite
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
-}
+export { type Random, seededRandom };
 
 /**
  * Gamma(shape, scale) sample, Marsaglia & Tsang (2000). For shape < 1 it samples
@@ -39,7 +24,7 @@ export function sampleGamma(random: Random, shape: number, scale: number): numbe
     let x: number;
     let v: number;
     do {
-      x = standardNormal(random);
+      x = normal(random);
       v = 1 + c * x;
     } while (v <= 0);
     v = v * v * v;

@@ -6,7 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertStorageKey } from '../domain/validation.js';
-import { manifestKey, parseManifest } from './manifest.js';
+import { readManifestFrom, writeManifestTo } from './manifest.js';
 import type { ArtifactStore, Manifest, ManifestFile, ObjectInfo, PutOptions } from './port.js';
 import { StorageError } from './port.js';
 
@@ -165,26 +165,12 @@ export class FsArtifactStore implements ArtifactStore {
     return count;
   }
 
-  async writeManifest(
-    prefix: string,
-    files: ManifestFile[],
-    metadata: Record<string, unknown>,
-  ): Promise<Manifest> {
-    const manifest: Manifest = {
-      version: 1,
-      createdAt: new Date().toISOString(),
-      files,
-      totalBytes: files.reduce((sum, f) => sum + f.size, 0),
-      metadata,
-    };
-    await this.putJson(manifestKey(prefix), manifest);
-    return manifest;
+  writeManifest(prefix: string, files: ManifestFile[], metadata: Record<string, unknown>): Promise<Manifest> {
+    return writeManifestTo(this, prefix, files, metadata);
   }
 
-  async readManifest(prefix: string): Promise<Manifest | undefined> {
-    const key = manifestKey(prefix);
-    if (!(await this.stat(key))) return undefined;
-    return parseManifest(key, await this.getJson(key));
+  readManifest(prefix: string): Promise<Manifest | undefined> {
+    return readManifestFrom(this, prefix);
   }
 }
 

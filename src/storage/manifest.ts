@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { storageKeySchema } from '../domain/validation.js';
-import type { Manifest, ManifestFile } from './port.js';
+import type { ArtifactStore, Manifest, ManifestFile } from './port.js';
 import { StorageError } from './port.js';
 
 // The manifest every complete artifact prefix ends with. Shared by all store adapters.
@@ -46,4 +46,26 @@ export function parseManifest(key: string, value: unknown): Manifest {
     );
   }
   return result.data as Manifest;
+}
+
+/** writeManifest for any adapter: the manifest goes in last, atomically like every object. */
+export async function writeManifestTo(
+  store: Pick<ArtifactStore, 'putJson'>,
+  prefix: string,
+  files: ManifestFile[],
+  metadata: Record<string, unknown>,
+): Promise<Manifest> {
+  const manifest = buildManifest(files, metadata);
+  await store.putJson(manifestKey(prefix), manifest);
+  return manifest;
+}
+
+/** readManifest for any adapter: undefined when the prefix is incomplete (no manifest yet). */
+export async function readManifestFrom(
+  store: Pick<ArtifactStore, 'stat' | 'getJson'>,
+  prefix: string,
+): Promise<Manifest | undefined> {
+  const key = manifestKey(prefix);
+  if (!(await store.stat(key))) return undefined;
+  return parseManifest(key, await store.getJson(key));
 }

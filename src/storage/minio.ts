@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Client, CopyDestinationOptions, CopySourceOptions, S3Error } from 'minio';
 import { assertStorageKey } from '../domain/validation.js';
-import { buildManifest, manifestKey, parseManifest } from './manifest.js';
+import { readManifestFrom, writeManifestTo } from './manifest.js';
 import type { ArtifactStore, Manifest, ManifestFile, ObjectInfo, PutOptions } from './port.js';
 import { StorageError } from './port.js';
 
@@ -367,20 +367,12 @@ export class MinioArtifactStore implements ArtifactStore {
     return keys.length;
   }
 
-  async writeManifest(
-    prefix: string,
-    files: ManifestFile[],
-    metadata: Record<string, unknown>,
-  ): Promise<Manifest> {
-    const manifest = buildManifest(files, metadata);
-    await this.putJson(manifestKey(prefix), manifest);
-    return manifest;
+  writeManifest(prefix: string, files: ManifestFile[], metadata: Record<string, unknown>): Promise<Manifest> {
+    return writeManifestTo(this, prefix, files, metadata);
   }
 
-  async readManifest(prefix: string): Promise<Manifest | undefined> {
-    const key = manifestKey(prefix);
-    if (!(await this.stat(key))) return undefined;
-    return parseManifest(key, await this.getJson(key));
+  readManifest(prefix: string): Promise<Manifest | undefined> {
+    return readManifestFrom(this, prefix);
   }
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { lognormalAround, type Random, seededRandom, seedFromText } from '../../domain/random.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
 import { FifoSlots } from './concurrency.js';
 import { LatencySamples, type LatencySummary } from './latency-stats.js';
@@ -15,7 +16,6 @@ import {
   type SimulatorOptions,
   type SimulatorOptionsInput,
 } from './options.js';
-import { lognormalAround, type Random, seededRandom, seedFromText } from './random.js';
 import {
   type ChatRequest,
   type CompletionRequest,

@@ -1,6 +1,6 @@
 import { type EvaluationResult, evaluationResultSchema } from '../../../domain/job-results.js';
 import { fnv1a32 } from '../../../domain/names.js';
-import { seededRandom } from '../../../llm/simulator/random.js';
+import { seededRandom } from '../../../domain/random.js';
 import type { ArtifactStore } from '../../../storage/port.js';
 import { intArg, JobInputError, requireArg, runSimulatedJob } from './common.js';
 

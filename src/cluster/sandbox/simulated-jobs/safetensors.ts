@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { seededRandom, seedFromText } from '../../../llm/simulator/random.js';
+import { seededRandom, seedFromText } from '../../../domain/random.js';
 
 // Valid safetensors files with deterministic filler data: an 8-byte little-endian header
 // length, a JSON header (padded with spaces to 8-byte alignment, as the format allows),

@@ -1,7 +1,8 @@
-import { fnv1a32 } from '../../domain/names.js';
+import { fnv1a32 } from './names.js';
 
-// Seeded, allocation-free randomness for the simulator. Not cryptographic: the point is
-// that the same (seed, prompt) gives the same text and that jitter is reproducible.
+// Seeded, allocation-free randomness (serving simulator jitter, load-test arrivals and
+// prompt order, simulated Jobs). Not cryptographic: the point is reproducibility, the same
+// seed giving the same stream on every machine.
 
 export type Random = () => number;
 
