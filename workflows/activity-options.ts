@@ -32,6 +32,21 @@ export interface StageTimeouts {
   loadTestSeconds: number;
 }
 
+/** Stage timeouts from the parts of a spec both pipelines share. */
+export function stageTimeouts(spec: {
+  execution: { heartbeatTimeoutSeconds: number; gpuJobTimeoutSeconds: number };
+  canary: { shiftTimeoutSeconds: number; analysisWindowSeconds: number };
+  loadTest: { durationSeconds: number };
+}): StageTimeouts {
+  return {
+    heartbeatTimeoutSeconds: spec.execution.heartbeatTimeoutSeconds,
+    gpuJobTimeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
+    shiftTimeoutSeconds: spec.canary.shiftTimeoutSeconds,
+    analysisWindowSeconds: spec.canary.analysisWindowSeconds,
+    loadTestSeconds: spec.loadTest.durationSeconds,
+  };
+}
+
 export function promotionActivities(t: StageTimeouts) {
   const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;
   const light = proxyActivities<

@@ -13,7 +13,7 @@ import type { AnalysisResult } from '../src/domain/analysis.js';
 import { type CanaryReleaseSpec, parseCanaryReleaseSpec } from '../src/domain/canary.js';
 import { buildRevisionSpec, servingRef } from '../src/domain/serving.js';
 import { CANARY_STAGES, type PipelineStatus } from '../src/domain/status.js';
-import { promotionActivities, servingActivities } from './activity-options.js';
+import { promotionActivities, servingActivities, stageTimeouts } from './activity-options.js';
 import { PipelineControl } from './control.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
 import { endInFailure, invalidInput, rootMessage } from './failures.js';
@@ -47,13 +47,8 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
     { key: SEARCH_ATTRIBUTES.service, value: `${ref.namespace}/${ref.name}` },
     { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
   ]);
-  const timeouts = {
-    heartbeatTimeoutSeconds: spec.execution.heartbeatTimeoutSeconds,
-    gpuJobTimeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
-    shiftTimeoutSeconds: spec.canary.shiftTimeoutSeconds,
-    analysisWindowSeconds: spec.canary.analysisWindowSeconds,
-    loadTestSeconds: spec.loadTest.durationSeconds,
-  };
+  const timeouts = stageTimeouts(spec);
+
   const acts = promotionActivities(timeouts);
   const serving = servingActivities(timeouts);
   const saga = new Saga();

@@ -22,6 +22,7 @@ import {
   promotionActivities,
   type ServingActivityProxies,
   servingActivities,
+  stageTimeouts,
 } from './activity-options.js';
 import { approvalGate, PipelineControl } from './control.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
@@ -66,13 +67,8 @@ export async function promoteModel(input: unknown): Promise<PromotionResult> {
     { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
   ]);
 
-  const timeouts = {
-    heartbeatTimeoutSeconds: spec.execution.heartbeatTimeoutSeconds,
-    gpuJobTimeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
-    shiftTimeoutSeconds: spec.canary.shiftTimeoutSeconds,
-    analysisWindowSeconds: spec.canary.analysisWindowSeconds,
-    loadTestSeconds: spec.loadTest.durationSeconds,
-  };
+  const timeouts = stageTimeouts(spec);
+
   const acts = promotionActivities(timeouts);
   const serving = servingActivities(timeouts);
   const saga = new Saga();
