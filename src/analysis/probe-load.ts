@@ -48,6 +48,11 @@ export function parseCanaryAnalysisRequest(input: unknown): CanaryAnalysisReques
 /** Short prompts only: the SLO is about short probe requests, not long-document prefill. */
 const PROBE_PROMPT_MAX_CHARS = 160;
 
+/** Warm-up before each measured window: a quarter of it, between 0.5 and 5 seconds. */
+export function probeWarmupSeconds(windowSeconds: number): number {
+  return Math.min(5, Math.max(0.5, windowSeconds / 4));
+}
+
 export interface ProbeLoadResult {
   revision: string;
   report?: LoadTestReport;
@@ -71,6 +76,9 @@ export async function runProbeLoad(
           requestsPerSecond: request.probe.requestsPerSecond,
           concurrency: request.probe.concurrency,
           durationSeconds: request.windowSeconds,
+          // A revision that just started (cold caches, fresh connections through the split)
+          // answers its first requests slowly; those belong to no window.
+          warmupSeconds: probeWarmupSeconds(request.windowSeconds),
           maxTokens: request.probe.maxTokens,
           stream: true,
           prompts: { kind: 'builtin-zh', maxChars: PROBE_PROMPT_MAX_CHARS },

@@ -84,7 +84,7 @@ describe('qwenops CLI', () => {
   it('promote --wait exits 0 when promoted and prints the stage timeline', async () => {
     const run = await qwenops(['promote', MODEL, '--id', 'cli-promote', ...fastPromotion, '--wait']);
     expect(run.stderr).toContain('canary');
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain('cli-promote: promoted');
     expect(run.stdout).toMatch(/\[\+\] quantize/);
 
@@ -116,7 +116,7 @@ describe('qwenops CLI', () => {
       'serving.env={"QWENOPS_SIM_EXTRA_LATENCY_MS":"600"}',
       '--wait',
     ]);
-    expect(run.code, run.stderr).toBe(2);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(2);
     expect(run.stdout).toMatch(/cli-canary-slow: rolled_back — canary analysis failed at 50% traffic/);
   });
 
@@ -132,7 +132,7 @@ describe('qwenops CLI', () => {
       ...fastCanary,
       '--wait',
     ]);
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain('cli-canary-ok: promoted');
   });
 
