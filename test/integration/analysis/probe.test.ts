@@ -13,14 +13,16 @@ let stable: TestSimulator;
 let equalCanary: TestSimulator;
 let slowCanary: TestSimulator;
 
-const timing = { ttftMs: 30, tpotMs: 8, jitterSigma: 0.1 };
+// Latencies large next to what a busy two-core machine adds to every request, so 2x stays
+// 2x (and equal stays equal) whatever else runs.
+const timing = { ttftMs: 100, tpotMs: 8, jitterSigma: 0.1 };
 
 beforeAll(async () => {
   stable = await startSimulator({ ...timing, revision: 'stable-00001', seed: 1 });
   equalCanary = await startSimulator({ ...timing, revision: 'canary-equal', seed: 2 });
   // Twice the latency everywhere: first token and every token after it.
   slowCanary = await startSimulator({
-    ttftMs: 60,
+    ttftMs: 200,
     tpotMs: 16,
     jitterSigma: 0.1,
     revision: 'canary-slow',

@@ -21,7 +21,10 @@ let olderBackend: TestSimulator;
 let olderProxy: http.Server;
 let olderUrl: string;
 
-const timing = { ttftMs: 30, tpotMs: 8, jitterSigma: 0.1 };
+// TTFTs of 100 vs 200 ms fall in different vLLM TTFT buckets ((0.1, 0.25] and (0.25, 0.5])
+// even when a busy machine adds tens of ms to every request; at 30 vs 60 ms that noise alone
+// could blur the 2x apart (both p99s in (0.04, 0.08]).
+const timing = { ttftMs: 100, tpotMs: 8, jitterSigma: 0.1 };
 
 /** Forwards everything to the simulator; /metrics comes back under the pre-rename vLLM names. */
 async function startOlderVllmProxy(target: TestSimulator): Promise<http.Server> {
@@ -64,7 +67,7 @@ beforeAll(async () => {
   stable = await startSimulator({ ...timing, revision: 'stable-00001', seed: 1 });
   equalCanary = await startSimulator({ ...timing, revision: 'canary-equal', seed: 2 });
   slowCanary = await startSimulator({
-    ttftMs: 60,
+    ttftMs: 200,
     tpotMs: 16,
     jitterSigma: 0.1,
     revision: 'canary-slow',
