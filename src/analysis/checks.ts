@@ -1,11 +1,13 @@
 import {
   type AnalysisCheck,
+  type AnalysisResult,
   combineVerdicts,
   type LatencySummary,
   type RevisionMeasurement,
   type Verdict,
 } from '../domain/analysis.js';
 import type { Slo } from '../domain/promotion-spec.js';
+import type { Logger } from '../observability/logger.js';
 
 // The canary judgement, pure: given what the canary and the stable revision did under the
 // same load, each check is pass, fail or inconclusive, and the result combines them (any
@@ -235,5 +237,40 @@ function absoluteLatencyCheck(
     ...base,
     verdict: 'inconclusive',
     message: `canary p99 E2E lies between ${ms(bounds.lowerMs)} and ${Number.isFinite(bounds.upperMs) ? ms(bounds.upperMs) : '+Inf'}: the histogram buckets cannot tell whether it is under ${limitMs} ms`,
+  };
+}
+
+/** The AnalysisResult every provider returns for a judgement, logged once the same way. */
+export function toAnalysisResult(
+  request: { step: number; canaryPercent: number },
+  judgement: Judgement,
+  context: {
+    provider: string;
+    canary: RevisionMeasurement;
+    stable?: RevisionMeasurement;
+    startedAt: Date;
+    logger?: Logger;
+  },
+): AnalysisResult {
+  context.logger?.info(
+    {
+      step: request.step,
+      verdict: judgement.verdict,
+      canary: context.canary.revision,
+      reason: judgement.reasons[0],
+    },
+    `canary analysis (${context.provider})`,
+  );
+  return {
+    step: request.step,
+    canaryPercent: request.canaryPercent,
+    verdict: judgement.verdict,
+    reasons: judgement.reasons,
+    checks: judgement.checks,
+    provider: context.provider,
+    canary: context.canary,
+    stable: context.stable,
+    startedAt: context.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
   };
 }

@@ -1,6 +1,6 @@
 import type { AnalysisResult } from '../domain/analysis.js';
 import type { Logger } from '../observability/logger.js';
-import { judgeCanary } from './checks.js';
+import { judgeCanary, toAnalysisResult } from './checks.js';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from './port.js';
 import {
   errorBreakdown,
@@ -31,7 +31,7 @@ export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
   constructor(private readonly options: ProbeAnalyzerOptions = {}) {}
 
   async analyse(input: CanaryAnalysisRequest, hooks: AnalysisHooks = {}): Promise<AnalysisResult> {
-    const startedAt = new Date().toISOString();
+    const startedAt = new Date();
     // Bad input is the caller's bug, not a measurement: it throws InputValidationError
     // instead of coming back "inconclusive".
     const request = parseCanaryAnalysisRequest(input);
@@ -60,26 +60,12 @@ export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
       invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
       notes,
     });
-    this.options.logger?.info(
-      {
-        step: request.step,
-        verdict: judgement.verdict,
-        canary: canary.revision,
-        reason: judgement.reasons[0],
-      },
-      'canary analysis (probe)',
-    );
-    return {
-      step: request.step,
-      canaryPercent: request.canaryPercent,
-      verdict: judgement.verdict,
-      reasons: judgement.reasons,
-      checks: judgement.checks,
+    return toAnalysisResult(request, judgement, {
       provider: this.provider,
       canary,
       stable,
       startedAt,
-      finishedAt: new Date().toISOString(),
-    };
+      logger: this.options.logger,
+    });
   }
 }

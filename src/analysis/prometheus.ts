@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AnalysisResult, LatencySummary, RevisionMeasurement } from '../domain/analysis.js';
 import type { Logger } from '../observability/logger.js';
-import { judgeCanary, type LatencyBounds } from './checks.js';
+import { judgeCanary, type LatencyBounds, toAnalysisResult } from './checks.js';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from './port.js';
 import { DEFAULT_LATENCY_NOISE_FLOOR_MS } from './probe.js';
 import { errorBreakdown, modelNameProblem, parseCanaryAnalysisRequest, runProbeLoad } from './probe-load.js';
@@ -154,27 +154,13 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
       invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
       notes,
     });
-    this.options.logger?.info(
-      {
-        step: request.step,
-        verdict: judgement.verdict,
-        canary: canary.revision,
-        reason: judgement.reasons[0],
-      },
-      'canary analysis (prometheus)',
-    );
-    return {
-      step: request.step,
-      canaryPercent: request.canaryPercent,
-      verdict: judgement.verdict,
-      reasons: judgement.reasons,
-      checks: judgement.checks,
+    return toAnalysisResult(request, judgement, {
       provider: this.provider,
       canary,
       stable,
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-    };
+      startedAt,
+      logger: this.options.logger,
+    });
   }
 
   private selector(revision: string, extra?: string): string {

@@ -53,35 +53,20 @@ function qwenops(args: string[]): Promise<Run> {
 
 // Wide SLOs: these tests are about exit codes, and two cores shared with everything else
 // make a 300 ms p99 on 20 samples a coin toss. The faulted canary is 3 s slower.
-const wideSlo = ['--set', 'canary.slo={"p99LatencyMs":1500,"maxLatencyRatioVsStable":4}'];
+// The canary plan both commands use: two short steps, a small probe, wide SLOs.
+const fastCanary = [
+  ...['--set', 'canary.steps=[50,100]'],
+  ...['--set', 'canary.analysisWindowSeconds=2'],
+  ...['--set', 'canary.minSamples=8'],
+  ...['--set', 'canary.probe={"requestsPerSecond":10,"maxTokens":8,"concurrency":8}'],
+  ...['--set', 'canary.slo={"p99LatencyMs":1500,"maxLatencyRatioVsStable":4}'],
+];
 
 const fastPromotion = [
   '--no-approvals',
-  '--set',
-  'hub.provider=modelscope',
-  '--set',
-  'canary.steps=[50,100]',
-  '--set',
-  'canary.analysisWindowSeconds=2',
-  '--set',
-  'canary.minSamples=8',
-  '--set',
-  'canary.probe={"requestsPerSecond":10,"maxTokens":8,"concurrency":8}',
-  ...wideSlo,
-  '--set',
-  'loadTest.enabled=false',
-];
-
-const fastCanary = [
-  '--set',
-  'canary.steps=[50,100]',
-  '--set',
-  'canary.analysisWindowSeconds=2',
-  '--set',
-  'canary.minSamples=8',
-  '--set',
-  'canary.probe={"requestsPerSecond":10,"maxTokens":8,"concurrency":8}',
-  ...wideSlo,
+  ...['--set', 'hub.provider=modelscope'],
+  ...['--set', 'loadTest.enabled=false'],
+  ...fastCanary,
 ];
 
 describe('qwenops CLI', () => {

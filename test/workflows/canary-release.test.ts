@@ -1,27 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CanaryReleaseSpecInput } from '../../src/domain/canary.js';
 import { abortUpdate, statusQuery, TASK_QUEUES } from '../../workflows/definitions.js';
 import { FakeActivities } from '../support/fake-activities.js';
-import { createTimeSkippingEnv } from '../support/temporal.js';
-import { startFakeWorkers } from '../support/workflow-workers.js';
+import { sharedFakeWorkerEnv } from '../support/workflow-workers.js';
 
-let env: TestWorkflowEnvironment;
-let workers: { stop(): Promise<void> };
-let current = new FakeActivities();
-
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  workers = await startFakeWorkers(env, () => current);
-});
-
-afterAll(async () => {
-  await workers?.stop();
-  await env?.teardown();
-});
+const workers = sharedFakeWorkerEnv();
+let current = workers.use(new FakeActivities());
 
 const spec = (overrides: Partial<CanaryReleaseSpecInput> = {}): CanaryReleaseSpecInput => ({
   serving: { namespace: 'llm-prod', name: 'qwen-7b-chat' },
@@ -30,7 +17,7 @@ const spec = (overrides: Partial<CanaryReleaseSpecInput> = {}): CanaryReleaseSpe
 });
 
 function start(input: unknown) {
-  return env.client.workflow.start('canaryRelease', {
+  return workers.env().client.workflow.start('canaryRelease', {
     args: [input],
     taskQueue: TASK_QUEUES.default,
     workflowId: `canary-${randomUUID()}`,
@@ -49,7 +36,7 @@ async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
 
 describe('canaryRelease', () => {
   it('steps the canary to 100 % and promotes it, unattended by default', async () => {
-    current = new FakeActivities();
+    current = workers.use(new FakeActivities());
     const handle = await start(spec());
     const result = (await handle.result()) as { outcome: string; revision: string };
     expect(result.outcome).toBe('promoted');
@@ -63,7 +50,7 @@ describe('canaryRelease', () => {
   });
 
   it('rolls back on a breach with the reason in the failure (CI exits 2 on this type)', async () => {
-    current = new FakeActivities({ verdicts: ['pass', 'fail'] });
+    current = workers.use(new FakeActivities({ verdicts: ['pass', 'fail'] }));
     const handle = await start(spec());
     const f = await failure(handle.result());
     expect(f.type).toBe('RolledBack');
@@ -73,7 +60,7 @@ describe('canaryRelease', () => {
   });
 
   it('refuses to canary a service that does not exist', async () => {
-    current = new FakeActivities({ serviceExists: false });
+    current = workers.use(new FakeActivities({ serviceExists: false }));
     const f = await failure((await start(spec())).result());
     expect(f.type).toBe('InvalidInput');
     expect(f.message).toContain('does not exist');
@@ -82,7 +69,7 @@ describe('canaryRelease', () => {
   });
 
   it('aborts: rollback without analysis, reason visible', async () => {
-    current = new FakeActivities({ blockAnalysis: true });
+    current = workers.use(new FakeActivities({ blockAnalysis: true }));
     const handle = await start(spec());
     await current.analysisStarted();
     await handle.executeUpdate(abortUpdate, { args: [{ by: 'ci', reason: 'pipeline cancelled' }] });
@@ -114,7 +101,7 @@ describe('canaryRelease', () => {
       /canary\.failureLimit: must be >= 0/,
     ],
   ])('refuses %s', async (_what, input, message) => {
-    current = new FakeActivities();
+    current = workers.use(new FakeActivities());
     const f = await failure((await start(input)).result());
     expect(f.type).toBe('InvalidInput');
     expect(f.message).toMatch(message);

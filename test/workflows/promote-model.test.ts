@@ -7,7 +7,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PromotionSpecInput } from '../../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../../src/domain/status.js';
 import {
@@ -22,25 +22,16 @@ import {
 } from '../../workflows/definitions.js';
 import { FakeActivities } from '../support/fake-activities.js';
 import { createTimeSkippingEnv } from '../support/temporal.js';
-import { startFakeWorkers } from '../support/workflow-workers.js';
+import { sharedFakeWorkerEnv, startFakeWorkers } from '../support/workflow-workers.js';
 
-let env: TestWorkflowEnvironment;
-let workers: { stop(): Promise<void> };
-let current = new FakeActivities();
-
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  workers = await startFakeWorkers(env, () => current);
-});
-
-afterAll(async () => {
-  await workers?.stop();
-  await env?.teardown();
-});
+const shared = sharedFakeWorkerEnv();
+/** The server tests talk to: the shared one, or a test's own (withFreshServer). */
+let ownEnv: TestWorkflowEnvironment | undefined;
+const env = () => ownEnv ?? shared.env();
 
 /** Runs `fn` with `fake` answering every activity. */
 async function withWorkers<T>(fake: FakeActivities, fn: () => Promise<T>): Promise<T> {
-  current = fake;
+  shared.use(fake);
   return fn();
 }
 
@@ -50,14 +41,13 @@ async function withWorkers<T>(fake: FakeActivities, fn: () => Promise<T>): Promi
  * earlier in the same server (seen with abort-by-update), so these tests don't share one.
  */
 async function withFreshServer<T>(fake: FakeActivities, fn: () => Promise<T>): Promise<T> {
-  const shared = env;
   const own = await createTimeSkippingEnv();
   const ownWorkers = await startFakeWorkers(own, () => fake);
-  env = own;
+  ownEnv = own;
   try {
     return await fn();
   } finally {
-    env = shared;
+    ownEnv = undefined;
     await ownWorkers.stop();
     await own.teardown();
   }
@@ -69,7 +59,7 @@ const baseSpec = (overrides: Partial<PromotionSpecInput> = {}): PromotionSpecInp
 });
 
 function start(spec: unknown, workflowId = `promote-${randomUUID()}`) {
-  return env.client.workflow.start('promoteModel', {
+  return env().client.workflow.start('promoteModel', {
     args: [spec],
     taskQueue: TASK_QUEUES.default,
     workflowId,
