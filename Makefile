@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_OPTIONS_TEST ?=
 
 .PHONY: help setup setup-demo build lint format typecheck demo dev test test-unit test-workflows \
-        test-integration test-e2e test-python bench clean
+        test-integration test-e2e test-python test-realmodel bench clean
 
 help:
 	@echo "make demo   - embedded stack: promote qwen/Qwen-7B-Chat end to end, then a canary that rolls back"
@@ -59,6 +59,10 @@ test-e2e:
 test-python:
 	@echo "[test] python (jobs/, pytest against a real MinIO)"
 	@cd jobs && ../.tools/jobs-venv/bin/python -m pytest -q
+
+test-realmodel:
+	@echo "[test] realmodel (tiny Qwen2 on vLLM for CPU, llm-compressor, transformers)"
+	@bash scripts/run-realmodel-tests.sh
 
 test: setup lint typecheck build
 	@bash scripts/run-tests.sh

@@ -5,8 +5,9 @@ import { defineConfig } from 'vitest/config';
 // the core count, except where a tier says otherwise.
 export default defineConfig({
   test: {
-    // The k8s tier prints k8s_integration_tests=<passed>/<total> when it ran.
-    reporters: ['default', './test/integration/k8s/summary-reporter.ts'],
+    // The k8s tier prints k8s_integration_tests=<passed>/<total> when it ran; the realmodel
+    // tier writes its counts for scripts/run-realmodel-tests.sh.
+    reporters: ['default', './test/integration/k8s/summary-reporter.ts', './test/realmodel/counts-reporter.ts'],
     projects: [
       {
         test: {
@@ -41,6 +42,18 @@ export default defineConfig({
           sequence: { groupOrder: 3 },
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 600_000,
+          hookTimeout: 300_000,
+          maxWorkers: 1,
+        },
+      },
+      {
+        // Real models on the CPU (tiny Qwen2, vLLM, llm-compressor): one file at a time, the
+        // two cores are theirs.
+        test: {
+          name: 'realmodel',
+          sequence: { groupOrder: 4 },
+          include: ['test/realmodel/**/*.test.ts'],
+          testTimeout: 900_000,
           hookTimeout: 300_000,
           maxWorkers: 1,
         },

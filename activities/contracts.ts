@@ -55,7 +55,7 @@ export interface QuantizeModelInput {
   revision: string;
   sourceUri: string;
   quantization: {
-    method: 'awq';
+    method: 'awq' | 'rtn';
     bits: number;
     groupSize: number;
     zeroPoint: boolean;
@@ -74,6 +74,8 @@ export interface EvaluateModelInput {
   baselineUri: string;
   candidateUri: string;
   samples: number;
+  /** Items the quality gate needs; the Job refuses an evaluation set smaller than this. */
+  minSamples?: number;
   gpuType: string;
   timeoutSeconds: number;
   actor: string;

@@ -98,7 +98,7 @@ export function createPromotionActivities(deps: PromotionActivityDeps): Promotio
       return heartbeating(async (hooks) => {
         const q = input.quantization;
         // Per run: a rejected candidate's marker never lands on another run's weights.
-        const outputKey = `${artifactKeys.quantized(input.model, input.revision, q.bits, q.groupSize)}/${dnsName([input.workflowId])}`;
+        const outputKey = `${artifactKeys.quantized(input.model, input.revision, q.method, q.bits, q.groupSize)}/${dnsName([input.workflowId])}`;
         const outcome = await deps.gpuJobs.run(
           {
             workflowId: input.workflowId,
@@ -110,6 +110,8 @@ export function createPromotionActivities(deps: PromotionActivityDeps): Promotio
               input.sourceUri,
               '--output-uri',
               deps.store.uri(outputKey),
+              '--method',
+              q.method,
               '--bits',
               String(q.bits),
               '--group-size',
@@ -147,6 +149,7 @@ export function createPromotionActivities(deps: PromotionActivityDeps): Promotio
               input.candidateUri,
               '--samples',
               String(input.samples),
+              ...(input.minSamples ? ['--min-samples', String(input.minSamples)] : []),
               '--gpu-type',
               input.gpuType,
             ],

@@ -5,6 +5,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 tiers=(unit workflows integration e2e)
 [ -d jobs/tests ] && tiers+=(python)
+tiers+=(realmodel)
 failed=()
 summary=()
 for tier in "${tiers[@]}"; do

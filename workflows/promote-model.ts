@@ -12,7 +12,7 @@ import type { LoadTestOutcome } from '../activities/contracts.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import { stageObjectName } from '../src/domain/names.js';
-import { type PromotionSpec, parsePromotionSpec } from '../src/domain/promotion-spec.js';
+import { type PromotionSpec, parsePromotionSpec, requiredEvalSamples } from '../src/domain/promotion-spec.js';
 import { evaluateQualityGates } from '../src/domain/quality-gates.js';
 import { buildRevisionSpec, promotionLabels, servingRef } from '../src/domain/serving.js';
 import { type PipelineStatus, PROMOTION_STAGES } from '../src/domain/status.js';
@@ -163,7 +163,7 @@ async function runPromotion(
   const quantizeJob = stageObjectName(workflowId, 'quantize');
   control.startStage(
     'quantize',
-    `AWQ w${spec.quantization.bits} g${spec.quantization.groupSize} on Job ${quantizeJob}`,
+    `${spec.quantization.method.toUpperCase()} w${spec.quantization.bits} g${spec.quantization.groupSize} on Job ${quantizeJob}`,
   );
   saga.add('deleteQuantizeJob', () => acts.deleteGpuJob({ workflowId, jobName: quantizeJob, actor }));
   const quantized = await acts.quantizeModelAwq({
@@ -208,6 +208,7 @@ async function runPromotion(
     baselineUri: original.uri,
     candidateUri,
     samples: spec.qualityGates.evalSamples,
+    minSamples: requiredEvalSamples(spec.qualityGates.maxQualityDropPct),
     gpuType: spec.serving.gpuType,
     timeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
     actor,
@@ -215,15 +216,38 @@ async function runPromotion(
   collected.evaluation = evaluated.result;
   control.status.artifacts.evaluation = evaluated.resultUri;
   const gates = evaluateQualityGates(evaluated.result, spec.qualityGates);
-  if (!gates.passed) {
-    throw ApplicationFailure.create({
+  const gateFailure = (message: string) =>
+    ApplicationFailure.create({
       type: FAILURE_TYPES.qualityGate,
-      message: `quality gate failed: ${gates.failures.join('; ')}`,
+      message,
       nonRetryable: true,
       details: [gates],
     });
+  if (gates.verdict === 'fail') throw gateFailure(`quality gate failed: ${gates.failures.join('; ')}`);
+  if (gates.verdict === 'inconclusive') {
+    // Like an inconclusive canary analysis: the numbers cannot decide, so a person does.
+    const answer = await control.awaitDecision(
+      'inconclusive-quality-gate',
+      `the quality gate is inconclusive (${gates.inconclusive.join('; ')}): continue with this candidate?`,
+      spec.approvals.timeoutSeconds,
+    );
+    if (answer.kind === 'rejected') {
+      throw gateFailure(
+        `rejected by ${answer.by} after an inconclusive quality gate: ${answer.reason} (${gates.inconclusive.join('; ')})`,
+      );
+    }
+    if (answer.kind === 'timeout') {
+      throw gateFailure(
+        `no decision within ${spec.approvals.timeoutSeconds}s on an inconclusive quality gate (${gates.inconclusive.join('; ')})`,
+      );
+    }
+    control.finishStage(
+      'validate',
+      `inconclusive, accepted by ${answer.by}: ${gates.checks.map((c) => c.message).join('; ')}`,
+    );
+  } else {
+    control.finishStage('validate', gates.checks.map((c) => c.message).join('; '));
   }
-  control.finishStage('validate', gates.checks.map((c) => c.message).join('; '));
 
   // 5. A human looks at the numbers before production traffic.
   await approvalGate(
@@ -262,6 +286,7 @@ async function runPromotion(
   applyTraffic(control, stable);
   const candidateRevision = buildRevisionSpec(spec.serving, candidateUri, {
     quantized: true,
+    method: spec.quantization.method,
     labels: promotionLabels(spec, workflowId, 'candidate'),
   });
   const rollout = {

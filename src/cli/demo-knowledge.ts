@@ -36,6 +36,8 @@ export async function demoKnowledgeBase(options: {
   /** OpenAI base URL (…/v1) of the promoted service, through its traffic split. */
   chatBaseUrl?: string;
   chatModel: string;
+  /** What answers, in words (simulation or a real engine). */
+  chatEngine: string;
   log: (line: string) => void;
 }): Promise<string[]> {
   const request: ReindexRequestInput = {
@@ -71,7 +73,7 @@ export async function demoKnowledgeBase(options: {
       );
     }
     lines.push(
-      `  answer from ${options.chatModel} (the serving SIMULATOR: its text is placeholder, the retrieval and the RAG prompt are real):`,
+      `  answer from ${options.chatModel} (${options.chatEngine}):`,
       `    ${answer.answer.replace(/\s+/g, ' ').slice(0, 120)}`,
     );
   } finally {

@@ -5,7 +5,9 @@ import { SandboxClusterBackend } from '../cluster/sandbox/backend.js';
 import { loadConfig } from '../config/config.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../domain/promotion-spec.js';
 import type { PipelineStatus } from '../domain/status.js';
+import type { SandboxEngineName } from '../cluster/sandbox/revision-runtime.js';
 import { writeFixtureModel } from '../hub/fixture-model.js';
+import { publishModelDirectory, TINY_MODEL_ID, tinyModelDir } from '../hub/tiny-model.js';
 import { demoKnowledgeBase } from './demo-knowledge.js';
 import { startEmbeddedStack } from './embedded-stack.js';
 import { type Conclusion, conclude, follow, startPromotion } from './pipelines.js';
@@ -16,9 +18,15 @@ import { renderTimeline } from './render.js';
 // same update the UI and CLI send. Promotion 2 ships a revision whose canary carries an
 // injected latency fault (QWENOPS_SIM_EXTRA_LATENCY_MS on the revision's env): its analysis
 // fails and it rolls back on its own.
+//
+// With QWENOPS_ENGINE=vllm the same story runs on real engines with the tiny Qwen2 model:
+// real AWQ, real evaluation, real vLLM for CPU; promotion 2 quantizes with round-to-nearest
+// and its canary is slowed down by the sandbox mesh's fault injection.
 
 export interface DemoOptions {
   stateDir: string;
+  /** simulator (default): fast, labelled simulation; vllm: the tiny model on real engines. */
+  engine: SandboxEngineName;
   keepRunning: boolean;
   temporalPort: number;
   uiPort: number;
@@ -32,6 +40,52 @@ const MODEL = 'qwen/Qwen-7B-Chat';
 function log(line: string): void {
   process.stdout.write(`[demo] ${line}\n`);
 }
+
+/**
+ * The tiny model on real engines: gates sized for a 6.6 M-parameter model whose int4 weights
+ * transformers decompresses on the CPU (no throughput gain there), SLOs for vLLM on a laptop
+ * CPU; the mesh fault of promotion 2 (3 s) is far above them.
+ */
+function realEngineSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecInput {
+  return {
+    model: TINY_MODEL_ID,
+    hub: { provider: 'local', revision: 'master' },
+    requestedBy: 'demo',
+    quantization: { method: 'awq', bits: 4, groupSize: 128, calibrationSamples: 32 },
+    qualityGates: {
+      maxQualityDropPct: 10,
+      maxPerplexityIncreasePct: 25,
+      maxCandidateMemoryGb: 16,
+      minThroughputGain: 0.2,
+      evalSamples: 200,
+    },
+    serving: {
+      name: TINY_SERVICE,
+      minReplicas: 1,
+      maxReplicas: 1,
+      env: {},
+      vllm: { trustRemoteCode: false, maxModelLen: 4096 },
+    },
+    canary: {
+      steps: [25, 100],
+      analysisWindowSeconds: 8,
+      minSamples: 8,
+      probe: { requestsPerSecond: 2, maxTokens: 8, concurrency: 4 },
+      slo: { p99LatencyMs: 2000, maxErrorRatePct: 5, maxLatencyRatioVsStable: 4 },
+    },
+    loadTest: {
+      mode: 'closed',
+      concurrency: 2,
+      durationSeconds: 8,
+      maxTokens: 16,
+      slo: { p99TtftMs: 2000, p99TpotMs: 500, maxErrorRatePct: 1 },
+    },
+    execution: { heartbeatTimeoutSeconds: 60, gpuJobTimeoutSeconds: 900 },
+    ...overrides,
+  };
+}
+
+const TINY_SERVICE = 'qwen2-tiny-zh';
 
 /** Short, demo-sized timings; everything else is the production default. */
 function demoSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecInput {
@@ -99,45 +153,80 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     databasePort: options.databasePort,
     freshCluster: true,
     log: (line) => log(`  ${line}`),
-    clusterEnv: { QWENOPS_SIM_JOB_SECONDS: '2' },
+    clusterEnv: { QWENOPS_SIM_JOB_SECONDS: '2', QWENOPS_ENGINE: options.engine },
   });
+  const real = options.engine === 'vllm';
   let exitCode = 0;
   let connection: Connection | undefined;
   try {
     const config = loadConfig({ env: { ...process.env, ...stack.env } });
-    log('2/4 seeding the local model mirror with a FIXTURE of qwen/Qwen-7B-Chat (not real weights)');
-    for (const revision of ['master', 'v1.1']) await writeFixtureModel(config.hub.mirrorDir, MODEL, revision);
+    const sandbox = new SandboxClusterBackend({ url: stack.sandboxUrl });
+    const serviceRef = {
+      namespace: 'llm-prod',
+      name: real ? TINY_SERVICE : 'qwen-7b-chat',
+      deploymentMode: 'Serverless' as const,
+    };
+    if (real) {
+      log(`2/4 publishing the tiny model ${TINY_MODEL_ID} (trained locally by make setup) to the local mirror`);
+      await publishModelDirectory(config.hub.mirrorDir, TINY_MODEL_ID, 'master', tinyModelDir());
+    } else {
+      log('2/4 seeding the local model mirror with a FIXTURE of qwen/Qwen-7B-Chat (not real weights)');
+      for (const revision of ['master', 'v1.1']) await writeFixtureModel(config.hub.mirrorDir, MODEL, revision);
+    }
 
     connection = await Connection.connect({ address: stack.temporalAddress });
     const client = new Client({ connection });
     const runId = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15).toLowerCase();
 
-    log('3/4 promotion 1: qwen/Qwen-7B-Chat through every stage, approvals on');
-    const first = await runPromotion(client, 'promotion 1', demoSpec({}), `demo-${runId}-promote`);
-    log('3/4 promotion 2: revision v1.1 with an injected +450 ms latency fault on its canary');
-    const second = await runPromotion(
-      client,
-      'promotion 2',
-      demoSpec({
-        hub: { provider: 'local', revision: 'v1.1' },
-        approvals: { beforeCanary: false, beforePromote: true },
-        serving: { env: { VLLM_ATTENTION_BACKEND: 'FLASH_ATTN', QWENOPS_SIM_EXTRA_LATENCY_MS: '450' } },
-      }),
-      `demo-${runId}-latency-fault`,
-    );
+    let first: Awaited<ReturnType<typeof runPromotion>>;
+    let second: Awaited<ReturnType<typeof runPromotion>>;
+    if (real) {
+      log(`3/4 promotion 1: ${TINY_MODEL_ID} on real engines (AWQ, evaluation, vLLM for CPU), approvals on`);
+      first = await runPromotion(client, 'promotion 1', realEngineSpec({}), `demo-${runId}-promote`);
+      log('3/4 promotion 2: a round-to-nearest candidate whose canary the mesh delays by 3 s');
+      await sandbox.setFaults(serviceRef, {
+        canary: { delayMs: 3000, delayPercent: 100, abortPercent: 0, abortStatus: 503 },
+      });
+      try {
+        second = await runPromotion(
+          client,
+          'promotion 2',
+          realEngineSpec({
+            quantization: { method: 'rtn', bits: 4, groupSize: 128 },
+            approvals: { beforeCanary: false, beforePromote: true },
+          }),
+          `demo-${runId}-latency-fault`,
+        );
+      } finally {
+        await sandbox.clearFaults(serviceRef).catch(() => undefined);
+      }
+    } else {
+      log('3/4 promotion 1: qwen/Qwen-7B-Chat through every stage, approvals on');
+      first = await runPromotion(client, 'promotion 1', demoSpec({}), `demo-${runId}-promote`);
+      log('3/4 promotion 2: revision v1.1 with an injected +450 ms latency fault on its canary');
+      second = await runPromotion(
+        client,
+        'promotion 2',
+        demoSpec({
+          hub: { provider: 'local', revision: 'v1.1' },
+          approvals: { beforeCanary: false, beforePromote: true },
+          serving: { env: { VLLM_ATTENTION_BACKEND: 'FLASH_ATTN', QWENOPS_SIM_EXTRA_LATENCY_MS: '450' } },
+        }),
+        `demo-${runId}-latency-fault`,
+      );
+    }
 
     log('4/4 knowledge base: re-index the bundled Chinese sample, then answer one question from it');
-    const service = await new SandboxClusterBackend({ url: stack.sandboxUrl }).getService({
-      namespace: 'llm-prod',
-      name: 'qwen-7b-chat',
-      deploymentMode: 'Serverless',
-    });
+    const service = await sandbox.getService(serviceRef);
     const extraLines = await demoKnowledgeBase({
       client,
       config,
       databaseUrl: stack.databaseUrl,
       chatBaseUrl: service?.url ? `${service.url}/v1` : undefined,
-      chatModel: 'qwen-7b-chat',
+      chatModel: serviceRef.name,
+      chatEngine: real
+        ? 'the tiny Qwen2 model on real vLLM: 6.6 M parameters, so the text means little; the retrieval and the RAG prompt are real'
+        : 'the serving SIMULATOR: its text is placeholder, the retrieval and the RAG prompt are real',
       log: (line) => log(`  ${line}`),
     });
 
@@ -155,6 +244,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
             `  compensations: ${r.status.compensations.map((c) => `${c.name} ${c.state}`).join(', ')}`,
           );
         if (r.status.reportUri) lines.push(`  report: ${r.status.reportUri} (and report.md beside it)`);
+        const validate = r.status.stages.find((s) => s.name === 'validate');
+        if (real && validate?.detail) lines.push(`  quality gate (measured): ${validate.detail}`);
       }
       return lines;
     };
@@ -165,7 +256,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       '',
       `Temporal UI: ${stack.uiUrl}/namespaces/default/workflows`,
       `logs: ${stack.logsDir}   artifacts: ${path.join(options.stateDir, 'store')}`,
-      `demo finished in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `demo (${options.engine} engine) finished in ${((Date.now() - started) / 1000).toFixed(0)} s`,
     ];
     process.stdout.write(`${out.join('\n')}\n`);
   } catch (err) {

@@ -96,7 +96,7 @@ export interface ServingRevisionSpec {
     enablePrefixCaching: boolean;
     dtype: string;
     tensorParallelSize: number;
-    quantization?: 'awq';
+    quantization?: 'awq' | 'rtn';
     extraArgs: string[];
   };
   env: Record<string, string>;

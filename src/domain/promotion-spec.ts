@@ -20,26 +20,52 @@ export const hubSchema = z
 
 export const quantizationSchema = z
   .object({
-    method: z.literal('awq').default('awq'),
-    bits: z.literal(4, 'AWQ here supports 4-bit weights only').default(4),
+    /** awq: activation-aware (the plan's choice); rtn: plain round-to-nearest, no calibration. */
+    method: z.enum(['awq', 'rtn']).default('awq'),
+    bits: z.union([z.literal(2), z.literal(4), z.literal(8)], 'must be 2, 4 or 8').default(4),
     groupSize: z.union([z.literal(32), z.literal(64), z.literal(128)], 'must be 32, 64 or 128').default(128),
     zeroPoint: z.boolean().default(true),
     kernel: z.enum(['GEMM', 'GEMV']).default('GEMM'),
     calibrationSamples: z.number().int().min(16, 'must be >= 16').max(4096, 'must be <= 4096').default(128),
   })
-  .strict();
+  .strict()
+  .refine((q) => q.method !== 'awq' || q.bits === 4, {
+    message: 'AWQ here supports 4-bit weights only',
+    path: ['bits'],
+  });
 
 export const qualityGatesSchema = z
   .object({
     /** Largest acceptable relative drop of the evaluation score, candidate vs baseline. */
-    maxQualityDropPct: percent.default(1),
+    maxQualityDropPct: z.number().gt(0, 'must be > 0').max(100, 'must be <= 100').default(1),
+    /** Largest acceptable relative perplexity increase on held-out text (when measured). */
+    maxPerplexityIncreasePct: z.number().gt(0, 'must be > 0').max(10_000).default(5),
     /** The candidate must fit this much GPU memory (seed: 9.6 GB on a 24 GB A10). */
     maxCandidateMemoryGb: z.number().positive('must be > 0').default(10),
     /** Candidate tokens/s divided by baseline tokens/s must reach this (seed: 420 -> 850). */
     minThroughputGain: z.number().positive('must be > 0').default(1.5),
     evalSamples: z.number().int().min(10, 'must be >= 10').max(100_000).default(200),
   })
-  .strict();
+  .strict()
+  .superRefine((gates, ctx) => {
+    const needed = requiredEvalSamples(gates.maxQualityDropPct);
+    if (gates.evalSamples < needed) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['evalSamples'],
+        message: `must be >= ${needed} to judge a ${gates.maxQualityDropPct}% quality gate (one item out of n moves the score by 100/n %)`,
+      });
+    }
+  });
+
+/**
+ * Items an evaluation needs before a relative quality gate of `maxDropPct` can be judged at
+ * all: one item out of n changes a score by 100/n %, and that step must be at most half the
+ * gate. (Whether the gate then holds is for the confidence interval to say.)
+ */
+export function requiredEvalSamples(maxDropPct: number): number {
+  return Math.ceil(200 / maxDropPct);
+}
 
 export const vllmArgsSchema = z
   .object({
@@ -219,8 +245,8 @@ export function parsePromotionSpec(input: unknown): PromotionSpec {
 /** Storage keys for a promotion's artifacts. Model ids are validated, so they are safe key parts. */
 export const artifactKeys = {
   original: (model: string, revision: string) => `models/${model}/${revision}/original`,
-  quantized: (model: string, revision: string, bits: number, groupSize: number) =>
-    `models/${model}/${revision}/awq-w${bits}-g${groupSize}`,
+  quantized: (model: string, revision: string, method: string, bits: number, groupSize: number) =>
+    `models/${model}/${revision}/${method}-w${bits}-g${groupSize}`,
   /** Workflow ids come from users (Temporal UI), so they are slugged before becoming key parts. */
   runDir: (workflowId: string) => `runs/${dnsName([workflowId])}`,
 };

@@ -11,7 +11,7 @@ export function servingRef(target: Pick<ServingTarget, 'namespace' | 'name' | 'd
 export function buildRevisionSpec(
   serving: ServingTarget,
   storageUri: string,
-  options: { quantized: boolean; labels: Record<string, string> },
+  options: { quantized: boolean; method?: 'awq' | 'rtn'; labels: Record<string, string> },
 ): ServingRevisionSpec {
   return {
     storageUri,
@@ -24,7 +24,7 @@ export function buildRevisionSpec(
       enablePrefixCaching: serving.vllm.enablePrefixCaching,
       dtype: serving.vllm.dtype,
       tensorParallelSize: serving.vllm.tensorParallelSize,
-      quantization: options.quantized ? 'awq' : undefined,
+      quantization: options.quantized ? (options.method ?? 'awq') : undefined,
       extraArgs: [...serving.vllm.extraArgs],
     },
     env: { ...serving.env },

@@ -54,7 +54,7 @@ export interface TrafficSplit {
 
 export interface PendingDecision {
   /** Which gate waits: before-canary, before-promote, or an inconclusive analysis. */
-  gate: 'before-canary' | 'before-promote' | 'inconclusive-analysis';
+  gate: 'before-canary' | 'before-promote' | 'inconclusive-analysis' | 'inconclusive-quality-gate';
   since: string;
   deadline: string;
   question: string;

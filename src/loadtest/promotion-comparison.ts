@@ -1,4 +1,4 @@
-import type { EvaluationResult } from '../domain/job-results.js';
+import type { EvaluationResult, PairedDelta, QuantizeResult } from '../domain/job-results.js';
 import { escapeHtml, htmlPage } from './html.js';
 import type { LoadTestReport } from './report.js';
 
@@ -8,6 +8,10 @@ import type { LoadTestReport } from './report.js';
 // candidate needs <= 9.6/14.2 of the baseline's memory, delivers >= 850/420 of its tokens/s)
 // so they carry over to other model sizes and GPUs; the absolute figures are shown too.
 // Pure: the promotion report service renders it next to its own sections.
+//
+// Figures measured on the CPU (the sandbox's real engine: a tiny model, not Qwen-7B on an
+// A10) are shown next to the claims for reference but not judged against them: the report
+// says so instead of calling a claim met or missed.
 
 export const SEED_CLAIMS = {
   memoryGb: { baseline: 14.2, candidate: 9.6 },
@@ -39,6 +43,12 @@ export interface PromotionComparison {
   samples: number;
   /** True when the evaluation or the load test ran on simulated hardware. */
   simulated: boolean;
+  /** Where the evaluation ran, when the Job said (cuda or cpu). */
+  device?: 'cuda' | 'cpu';
+  /** False when the figures cannot be compared with the plan's A10 claims (a model on CPU). */
+  comparable: boolean;
+  /** Why not comparable, in words. */
+  caveat?: string;
   rows: ComparisonRow[];
   /** Claims judged met / missed / not measured. */
   claims: { met: number; missed: number; notMeasured: number };
@@ -47,25 +57,45 @@ export interface PromotionComparison {
 const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
 const pct = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(round(v, 1))} %`;
 
+const intervalText = (d: PairedDelta) =>
+  `${Math.round(d.confidence * 100)} % interval ${round(d.lowPct, 2)} .. ${round(d.highPct, 2)} %, ${d.items} paired items`;
+
 export function buildPromotionComparison(
   evaluation: EvaluationResult,
   loadReport?: LoadTestReport,
   baselineLoadReport?: LoadTestReport,
+  quantization?: QuantizeResult,
 ): PromotionComparison {
   const { baseline, candidate } = evaluation;
   const rows: ComparisonRow[] = [];
+  const comparable = evaluation.device !== 'cpu';
+  // On the CPU the claims are shown, never judged.
+  const judge = (met: boolean): boolean | undefined => (comparable ? met : undefined);
+
+  if (quantization) {
+    const ratio =
+      quantization.originalSizeBytes > 0 ? quantization.sizeBytes / quantization.originalSizeBytes : 0;
+    rows.push({
+      metric: 'Model size (files)',
+      unit: 'MB',
+      baseline: round(quantization.originalSizeBytes / 1e6, 3),
+      candidate: round(quantization.sizeBytes / 1e6, 3),
+      observed: `${round(quantization.originalSizeBytes / 1e6, 2)} MB → ${round(quantization.sizeBytes / 1e6, 2)} MB (×${round(ratio, 3)})`,
+      note: `${quantization.method.toUpperCase()} w${quantization.bits} g${quantization.groupSize}, ${quantization.tool.name} ${quantization.tool.version}${quantization.device ? ` on ${quantization.device}` : ''}, ${round(quantization.durationSeconds, 1)} s`,
+    });
+  }
 
   const memoryRatio = candidate.memoryGb / baseline.memoryGb;
   const claimedMemoryRatio = SEED_CLAIMS.memoryGb.candidate / SEED_CLAIMS.memoryGb.baseline;
   rows.push({
-    metric: 'GPU memory',
+    metric: candidate.memoryKind === 'process-rss' ? 'Peak process memory (CPU)' : 'GPU memory',
     unit: 'GB',
     baseline: baseline.memoryGb,
     candidate: candidate.memoryGb,
     claim: `${SEED_CLAIMS.memoryGb.baseline} GB → ${SEED_CLAIMS.memoryGb.candidate} GB (${pct((claimedMemoryRatio - 1) * 100)})`,
     observed: `${round(baseline.memoryGb)} GB → ${round(candidate.memoryGb)} GB (${pct((memoryRatio - 1) * 100)})`,
     rule: `candidate / baseline <= ${round(claimedMemoryRatio, 3)}`,
-    met: memoryRatio <= claimedMemoryRatio + 1e-9,
+    met: judge(memoryRatio <= claimedMemoryRatio + 1e-9),
   });
 
   const gain = candidate.tokensPerSecond / baseline.tokensPerSecond;
@@ -78,21 +108,54 @@ export function buildPromotionComparison(
     claim: `${SEED_CLAIMS.tokensPerSecond.baseline} → ${SEED_CLAIMS.tokensPerSecond.candidate} tokens/s (×${round(claimedGain)})`,
     observed: `${round(baseline.tokensPerSecond, 1)} → ${round(candidate.tokensPerSecond, 1)} tokens/s (×${round(gain)})`,
     rule: `candidate / baseline >= ${round(claimedGain, 3)}`,
-    met: gain >= claimedGain - 1e-9,
+    met: judge(gain >= claimedGain - 1e-9),
+    note: candidate.generation
+      ? `greedy generation, ${candidate.generation.prompts} prompts, ${candidate.generation.tokens} tokens, batch ${candidate.generation.batchSize}`
+      : undefined,
   });
 
-  const lossPct = ((baseline.qualityScore - candidate.qualityScore) / baseline.qualityScore) * 100;
+  const delta = evaluation.qualityDelta;
+  const lossPct =
+    delta?.estimatePct ?? ((baseline.qualityScore - candidate.qualityScore) / baseline.qualityScore) * 100;
   rows.push({
-    metric: 'Quality',
+    metric: delta ? `Quality (${delta.metric})` : 'Quality',
     unit: 'score',
     baseline: baseline.qualityScore,
     candidate: candidate.qualityScore,
     claim: `loss < ${SEED_CLAIMS.maxQualityLossPct} %`,
-    observed: `${round(baseline.qualityScore, 4)} → ${round(candidate.qualityScore, 4)} (loss ${round(lossPct, 2)} %)`,
-    rule: `relative drop < ${SEED_CLAIMS.maxQualityLossPct} %`,
-    met: lossPct < SEED_CLAIMS.maxQualityLossPct,
-    note: `${evaluation.evalSet}, ${evaluation.samples} samples`,
+    observed: `${round(baseline.qualityScore, 4)} → ${round(candidate.qualityScore, 4)} (loss ${round(lossPct, 2)} %${delta ? `; ${intervalText(delta)}` : ''})`,
+    // With an interval the claim holds only when the whole interval is under it.
+    rule: delta
+      ? `upper end of the interval < ${SEED_CLAIMS.maxQualityLossPct} %`
+      : `relative drop < ${SEED_CLAIMS.maxQualityLossPct} %`,
+    met: judge((delta?.highPct ?? lossPct) < SEED_CLAIMS.maxQualityLossPct),
+    note: `${evaluation.evalSet}, ${evaluation.samples} samples${delta ? `, ${delta.method}` : ''}`,
   });
+  const acc = (m: typeof baseline) =>
+    m.accuracy
+      ? `${round(m.accuracy.value, 4)} [${round(m.accuracy.low, 3)}, ${round(m.accuracy.high, 3)}]`
+      : '–';
+  if (baseline.accuracy || candidate.accuracy) {
+    rows.push({
+      metric: 'Multiple-choice accuracy',
+      unit: 'share',
+      baseline: baseline.accuracy?.value,
+      candidate: candidate.accuracy?.value,
+      observed: `${acc(baseline)} → ${acc(candidate)}`,
+      note: `95 % Wilson intervals, ${candidate.accuracy?.items ?? baseline.accuracy?.items} items each`,
+    });
+  }
+  if (baseline.perplexity && candidate.perplexity) {
+    const p = evaluation.perplexityDelta;
+    rows.push({
+      metric: 'Perplexity (held-out)',
+      unit: '',
+      baseline: baseline.perplexity.value,
+      candidate: candidate.perplexity.value,
+      observed: `${round(baseline.perplexity.value, 3)} → ${round(candidate.perplexity.value, 3)}${p ? ` (${round(p.estimatePct, 2)} %; ${intervalText(p)})` : ''}`,
+      note: `${candidate.perplexity.items} passages, ${candidate.perplexity.tokens} tokens`,
+    });
+  }
   for (const task of Object.keys({ ...baseline.taskScores, ...candidate.taskScores }).sort()) {
     const b = baseline.taskScores[task];
     const c = candidate.taskScores[task];
@@ -120,7 +183,7 @@ export function buildPromotionComparison(
     claim: `P99 < ${SEED_CLAIMS.p99LatencyMs} ms`,
     observed: p99 === undefined ? 'not measured (no load test)' : `${round(p99, 1)} ms`,
     rule: `p99 ${p99Source === 'ttft' ? 'TTFT' : 'E2E'} < ${SEED_CLAIMS.p99LatencyMs} ms under the load test`,
-    met: p99 === undefined ? undefined : p99 < SEED_CLAIMS.p99LatencyMs,
+    met: p99 === undefined ? undefined : judge(p99 < SEED_CLAIMS.p99LatencyMs),
     note: loadReport
       ? `${loadReport.pacing.mode} loop, ${loadReport.pacing.achievedRps} req/s achieved, ${loadReport.results.requests} requests`
       : undefined,
@@ -175,6 +238,11 @@ export function buildPromotionComparison(
     evalSet: evaluation.evalSet,
     samples: evaluation.samples,
     simulated: evaluation.simulated,
+    device: evaluation.device,
+    comparable,
+    caveat: comparable
+      ? undefined
+      : 'measured for real, but on the CPU with a tiny test model: these figures are not comparable to the plan’s claims for Qwen-7B-Chat on an A10, which are shown for reference and not judged',
     rows,
     claims: {
       met: judged.filter((r) => r.met === true).length,
@@ -193,7 +261,7 @@ export function renderPromotionComparisonTable(comparison: PromotionComparison):
         r.claim === undefined
           ? '<td class="muted">info</td>'
           : r.met === undefined
-            ? '<td class="muted">not measured</td>'
+            ? `<td class="muted">${comparison.comparable ? 'not measured' : 'not comparable'}</td>`
             : `<td class="${r.met ? 'ok' : 'bad'}">${r.met ? 'met' : 'missed'}</td>`;
       return `<tr><td>${escapeHtml(r.metric)}</td><td>${escapeHtml(r.unit)}</td><td>${cell(r.baseline)}</td><td>${cell(r.candidate)}</td><td>${escapeHtml(r.claim ?? '')}</td><td>${escapeHtml(r.observed)}</td>${verdict}<td style="text-align:left">${escapeHtml([r.rule, r.note].filter(Boolean).join('; '))}</td></tr>`;
     })
@@ -202,7 +270,7 @@ export function renderPromotionComparisonTable(comparison: PromotionComparison):
 <tr><th>metric</th><th>unit</th><th>baseline</th><th>AWQ candidate</th><th>plan claims</th><th>observed</th><th>claim</th><th style="text-align:left">rule / note</th></tr>
 ${rows}
 </table>
-<p class="muted">${comparison.claims.met} claims met, ${comparison.claims.missed} missed, ${comparison.claims.notMeasured} not measured · ${escapeHtml(comparison.gpuType)} · ${escapeHtml(comparison.evalSet)}${comparison.simulated ? ' · <strong>simulated hardware: figures come from the sandbox, not a GPU</strong>' : ''}</p>`;
+<p class="muted">${comparison.claims.met} claims met, ${comparison.claims.missed} missed, ${comparison.claims.notMeasured} not measured or not judged · ${escapeHtml(comparison.gpuType)} · ${escapeHtml(comparison.evalSet)}${comparison.simulated ? ' · <strong>simulated hardware: figures come from the sandbox, not a GPU</strong>' : ''}${comparison.caveat ? ` · <strong>${escapeHtml(comparison.caveat)}</strong>` : ''}</p>`;
 }
 
 /** A self-contained page with the comparison alone. */

@@ -52,6 +52,18 @@ export function renderMarkdown(input: PromotionReportInput, comparison?: Promoti
   const simulated = input.quantization?.simulated || input.evaluation?.simulated;
   if (simulated)
     lines.push('- note: GPU Jobs ran as **simulations** (sandbox backend); their numbers are illustrative');
+  else if (input.evaluation || input.quantization) {
+    const device = input.evaluation?.device ?? input.quantization?.device ?? 'cuda';
+    lines.push(
+      `- GPU Jobs: **measured** (not simulated) on ${device === 'cpu' ? 'the CPU' : 'the GPU'}: ${[
+        input.quantization ? `${input.quantization.tool.name} ${input.quantization.tool.version}` : undefined,
+        input.evaluation?.tool ? `${input.evaluation.tool.name} ${input.evaluation.tool.version}` : undefined,
+      ]
+        .filter(Boolean)
+        .join(', ')}`,
+    );
+  }
+  if (comparison?.caveat) lines.push(`- caveat: ${comparison.caveat}`);
   lines.push('', '## Stages', '', '| stage | state | duration | detail |', '|---|---|---|---|');
   for (const stage of status.stages) {
     lines.push(
@@ -74,7 +86,10 @@ export function renderMarkdown(input: PromotionReportInput, comparison?: Promoti
       );
     }
     const c = comparison.claims;
-    lines.push('', `claims met ${c.met}, missed ${c.missed}, not measured ${c.notMeasured}`);
+    lines.push(
+      '',
+      `claims met ${c.met}, missed ${c.missed}, ${comparison.comparable ? 'not measured' : 'not judged (not comparable)'} ${c.notMeasured}`,
+    );
   }
   if (input.analyses.length > 0) {
     lines.push('', '## Canary analyses', '', '| step | traffic | verdict | reasons |', '|---|---|---|---|');
@@ -111,7 +126,12 @@ export class PromotionReportService {
   async write(input: PromotionReportInput): Promise<{ uri: string; markdownUri: string }> {
     const dir = artifactKeys.runDir(input.workflowId);
     const comparison = input.evaluation
-      ? buildPromotionComparison(input.evaluation, await this.loadReport(input.loadTest))
+      ? buildPromotionComparison(
+          input.evaluation,
+          await this.loadReport(input.loadTest),
+          undefined,
+          input.quantization,
+        )
       : undefined;
     const report = {
       version: 1,

@@ -19,6 +19,8 @@ export interface FakeOptions {
   /** Verdict per analysis call, in order; missing entries pass. */
   verdicts?: Verdict[];
   qualityDropPct?: number;
+  /** The evaluation's paired quality interval [estimate, low, high] in %, as a real Job reports it. */
+  qualityInterval?: [number, number, number];
   /** resolveModel throws a retryable error this many times first. */
   resolveFailures?: number;
   loadTestPassed?: boolean;
@@ -164,6 +166,18 @@ export class FakeActivities {
           },
           durationSeconds: 1,
         };
+        const interval = this.options.qualityInterval;
+        if (interval) {
+          result.qualityDelta = {
+            metric: 'accuracy',
+            estimatePct: interval[0],
+            lowPct: interval[1],
+            highPct: interval[2],
+            confidence: 0.95,
+            items: 200,
+            method: 'paired t-interval over items',
+          };
+        }
         return {
           jobName: input.jobName,
           namespace: 'qwenops',

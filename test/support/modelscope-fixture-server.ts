@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { type FixtureModel, writeFixtureModel } from '../../src/hub/fixture-model.js';
+import { publishModelDirectory } from '../../src/hub/tiny-model.js';
 
 // A loopback HTTP server that answers like ModelScope's model API (file listing with Size
 // and Sha256, commit lookup, file download with HTTP Range) for fixture models written by
@@ -13,6 +14,8 @@ import { type FixtureModel, writeFixtureModel } from '../../src/hub/fixture-mode
 export interface FixtureModelSpec {
   model: string;
   revision: string;
+  /** Publish this real model directory (e.g. the tiny model) instead of writing a fixture. */
+  sourceDir?: string;
   shards?: number;
   shardBytes?: number;
 }
@@ -85,10 +88,12 @@ export async function startModelScopeFixtureServer(options: {
   const models: FixtureModel[] = [];
   const contents = new Map<string, Map<string, Buffer>>();
   for (const spec of options.models) {
-    const fixture = await writeFixtureModel(options.dir, spec.model, spec.revision, {
-      shards: spec.shards,
-      shardBytes: spec.shardBytes,
-    });
+    const fixture = spec.sourceDir
+      ? await publishModelDirectory(options.dir, spec.model, spec.revision, spec.sourceDir)
+      : await writeFixtureModel(options.dir, spec.model, spec.revision, {
+          shards: spec.shards,
+          shardBytes: spec.shardBytes,
+        });
     models.push(fixture);
     const files = new Map<string, Buffer>();
     for (const f of fixture.files) files.set(f.path, await readFile(path.join(fixture.root, f.path)));

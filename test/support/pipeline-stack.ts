@@ -8,7 +8,11 @@ import { createLogger } from '../../src/observability/logger.js';
 import { compose } from '../../workers/compose.js';
 import { TASK_QUEUES } from '../../workflows/definitions.js';
 import { type RunningMinio, startMinio } from './minio.js';
-import { type ModelScopeFixtureServer, startModelScopeFixtureServer } from './modelscope-fixture-server.js';
+import {
+  type FixtureModelSpec,
+  type ModelScopeFixtureServer,
+  startModelScopeFixtureServer,
+} from './modelscope-fixture-server.js';
 import { startSandboxCluster, type TestSandboxCluster } from './sandbox.js';
 import { createDevServerEnv, workflowBundle } from './temporal.js';
 
@@ -30,19 +34,30 @@ export interface PipelineStack {
 
 export const MODEL = 'qwen/Qwen-7B-Chat';
 
-export async function startPipelineStack(
-  options: { revisions?: string[]; jobSeconds?: string } = {},
-): Promise<PipelineStack> {
+export interface PipelineStackOptions {
+  revisions?: string[];
+  jobSeconds?: string;
+  /** What the hub serves; default: the Qwen-7B-Chat fixture at `revisions`. */
+  models?: FixtureModelSpec[];
+  /** The sandbox cluster's engine (QWENOPS_ENGINE); default simulator. */
+  engine?: 'simulator' | 'vllm';
+  /** More env for the sandbox daemon. */
+  sandboxEnv?: Record<string, string>;
+}
+
+export async function startPipelineStack(options: PipelineStackOptions = {}): Promise<PipelineStack> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'qwenops-pipeline-'));
   const [temporal, minio] = await Promise.all([createDevServerEnv(), startMinio()]);
   const hub = await startModelScopeFixtureServer({
     dir: path.join(stateDir, 'hub'),
-    models: (options.revisions ?? ['master']).map((revision) => ({
-      model: MODEL,
-      revision,
-      shards: 2,
-      shardBytes: 64 * 1024,
-    })),
+    models:
+      options.models ??
+      (options.revisions ?? ['master']).map((revision) => ({
+        model: MODEL,
+        revision,
+        shards: 2,
+        shardBytes: 64 * 1024,
+      })),
   });
   const storeEnv = {
     QWENOPS_STORE: 'minio',
@@ -52,7 +67,11 @@ export async function startPipelineStack(
   const sandbox = await startSandboxCluster({
     storeEnv,
     secrets: { 'qwenops-s3': { AWS_ACCESS_KEY_ID: minio.accessKey, AWS_SECRET_ACCESS_KEY: minio.secretKey } },
-    extraEnv: { QWENOPS_SIM_JOB_SECONDS: options.jobSeconds ?? '1' },
+    extraEnv: {
+      QWENOPS_SIM_JOB_SECONDS: options.jobSeconds ?? '1',
+      QWENOPS_ENGINE: options.engine ?? 'simulator',
+      ...options.sandboxEnv,
+    },
   });
   const env: Record<string, string> = {
     ...storeEnv,
@@ -87,9 +106,12 @@ export async function startPipelineStack(
 }
 
 /** The production worker composition, in this process, on the stack's Temporal server. */
-export async function startInProcessWorkers(stack: PipelineStack): Promise<{ stop(): Promise<void> }> {
-  const logger = createLogger('test-worker', stack.config.log.level);
-  const composition = await compose(stack.config, logger);
+export async function startInProcessWorkers(
+  stack: PipelineStack,
+  config: QwenopsConfig = stack.config,
+): Promise<{ stop(): Promise<void> }> {
+  const logger = createLogger('test-worker', config.log.level);
+  const composition = await compose(config, logger);
   const bundle = await workflowBundle();
   const workers = await Promise.all(
     (['default', 'gpuJobs', 'cluster'] as const).map((queue) =>

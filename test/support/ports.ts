@@ -1,18 +1,7 @@
 import net from 'node:net';
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') return reject(new Error('no port'));
-      server.close(() => resolve(address.port));
-    });
-  });
-}
+export { freeLoopbackPort as freePort } from '../../src/runtime/ports.js';
 
 /** Resolves when something accepts connections on host:port, or rejects after timeoutMs. */
 export async function waitForPort(port: number, timeoutMs = 30_000, host = '127.0.0.1'): Promise<void> {

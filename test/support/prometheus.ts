@@ -23,8 +23,12 @@ export interface TestPrometheus {
   stop(): Promise<void>;
 }
 
+/**
+ * `targets`: static targets with their labels; or `{ httpSdUrl }`: Prometheus HTTP service
+ * discovery (the sandbox daemon lists every revision server there, labelled by revision).
+ */
 export async function startPrometheus(
-  targets: ScrapeTarget[],
+  targets: ScrapeTarget[] | { httpSdUrl: string },
   options: { scrapeIntervalSeconds?: number } = {},
 ): Promise<TestPrometheus> {
   const binary = toolPath('prometheus');
@@ -38,11 +42,19 @@ export async function startPrometheus(
     '  - job_name: vllm',
     `    scrape_interval: ${interval}`,
     `    scrape_timeout: ${interval}`,
-    '    static_configs:',
-    ...targets.flatMap((t) => [
-      `      - targets: [${JSON.stringify(t.address)}]`,
-      `        labels: ${JSON.stringify(t.labels)}`,
-    ]),
+    ...(Array.isArray(targets)
+      ? [
+          '    static_configs:',
+          ...targets.flatMap((t) => [
+            `      - targets: [${JSON.stringify(t.address)}]`,
+            `        labels: ${JSON.stringify(t.labels)}`,
+          ]),
+        ]
+      : [
+          '    http_sd_configs:',
+          `      - url: ${JSON.stringify(targets.httpSdUrl)}`,
+          `        refresh_interval: ${interval}`,
+        ]),
     '',
   ].join('\n');
   await writeFile(path.join(dir, 'prometheus.yml'), config);
@@ -82,7 +94,8 @@ export async function startPrometheus(
           data: { activeTargets: { health: string; scrapeUrl: string }[] };
         };
         const active = body.data.activeTargets;
-        if (active.length === targets.length && active.every((t) => t.health === 'up')) return;
+        const expected = Array.isArray(targets) ? targets.length : active.length;
+        if (active.length === expected && active.length > 0 && active.every((t) => t.health === 'up')) return;
         if (Date.now() > until) {
           throw new Error(`prometheus targets not up after ${timeoutMs} ms: ${JSON.stringify(active)}`);
         }

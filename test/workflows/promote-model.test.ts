@@ -159,6 +159,61 @@ describe('promoteModel', () => {
     ).toBe(false);
   });
 
+  it('an inconclusive quality gate waits for a human: approve continues to the canary', async () => {
+    const fake = new FakeActivities({ qualityInterval: [0.6, -0.4, 1.6] });
+    await withWorkers(fake, async () => {
+      const handle = await start(baseSpec(noApprovals));
+      const status = await waitForStatus(
+        handle,
+        (s) => s.pendingDecision?.gate === 'inconclusive-quality-gate',
+        'inconclusive quality gate',
+      );
+      expect(status.pendingDecision?.question).toMatch(
+        /quality drop 0\.6% \(95% interval -0\.4% \.\. 1\.6% over 200 paired items.*the interval spans the limit/,
+      );
+      expect(status.stages.find((s) => s.name === 'validate')?.state).toBe('running');
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'ml-lead' }] });
+      const result = (await handle.result()) as { outcome: string; status: PipelineStatus };
+      expect(result.outcome).toBe('promoted');
+      expect(result.status.stages.find((s) => s.name === 'validate')?.detail).toMatch(
+        /^inconclusive, accepted by ml-lead: /,
+      );
+    });
+  });
+
+  it('an inconclusive quality gate that is rejected fails the gate and compensates', async () => {
+    const fake = new FakeActivities({ qualityInterval: [0.6, -0.4, 1.6] });
+    await withWorkers(fake, async () => {
+      const handle = await start(baseSpec(noApprovals));
+      await waitForStatus(
+        handle,
+        (s) => s.pendingDecision?.gate === 'inconclusive-quality-gate',
+        'inconclusive quality gate',
+      );
+      await handle.executeUpdate(rejectUpdate, {
+        args: [{ by: 'ml-lead', comment: 'measure on more items' }],
+      });
+      const failure = await failureOf(handle);
+      expect(failure.type).toBe('QualityGateFailed');
+      expect(failure.message).toMatch(
+        /^rejected by ml-lead after an inconclusive quality gate: measure on more items \(quality drop 0\.6%/,
+      );
+    });
+    expect(fake.calls).toContain('markCandidateRejected');
+    expect(fake.calls.some((c) => c.startsWith('claimServingTarget'))).toBe(false);
+  });
+
+  it('a quality interval entirely beyond the limit fails without asking anyone', async () => {
+    const fake = new FakeActivities({ qualityInterval: [4, 3.1, 4.9] });
+    await withWorkers(fake, async () => {
+      const failure = await failureOf(await start(baseSpec(noApprovals)));
+      expect(failure.type).toBe('QualityGateFailed');
+      expect(failure.message).toMatch(
+        /^quality gate failed: quality drop 4% \(95% interval 3\.1% \.\. 4\.9%/,
+      );
+    });
+  });
+
   it('rolls back on a canary breach at step 3 and runs compensations in reverse order', async () => {
     const fake = new FakeActivities({ verdicts: ['pass', 'pass', 'fail'] });
     await withWorkers(fake, async () => {
@@ -439,7 +494,7 @@ describe('promoteModel', () => {
     [
       'a negative percentage',
       { model: 'qwen/Qwen-7B-Chat', qualityGates: { maxQualityDropPct: -1 } },
-      /qualityGates\.maxQualityDropPct: must be >= 0/,
+      /qualityGates\.maxQualityDropPct: must be > 0/,
     ],
     ['an unknown field', { model: 'qwen/Qwen-7B-Chat', canray: {} }, /canray/],
   ])('refuses %s at the start, with no side effect', async (_what, input, message) => {

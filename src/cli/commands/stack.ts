@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseEngineName } from '../../cluster/sandbox/engine.js';
 import { runDemo } from '../demo.js';
 import { startEmbeddedStack } from '../embedded-stack.js';
 import type { CommandGroup } from './index.js';
@@ -57,8 +58,14 @@ export const registerStackCommands: CommandGroup = (program) => {
       ),
   )
     .option('--keep-running', 'leave the stack running afterwards (Ctrl-C stops it)')
+    .option(
+      '--engine <engine>',
+      'simulator (fast, labelled simulation) or vllm (the tiny Qwen2 model on real engines; needs make setup)',
+      process.env.QWENOPS_ENGINE || 'simulator',
+    )
     .action(async (opts) => {
       process.exitCode = await runDemo({
+        engine: parseEngineName(opts.engine),
         stateDir: path.resolve(opts.stateDir),
         keepRunning: Boolean(opts.keepRunning),
         temporalPort: opts.temporalPort,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { dnsLabelSchema } from '../../domain/validation.js';
 import type { ClusterErrorCode, GpuJobSpec, JobStatus, ServingStatus } from '../port.js';
+import type { ProxyFault } from './traffic-proxy.js';
 
 // The sandbox daemon's control API, shared by the daemon (server) and SandboxClusterBackend
 // (client). Paths follow Kubernetes conventions so they read like the real thing:
@@ -10,6 +11,8 @@ import type { ClusterErrorCode, GpuJobSpec, JobStatus, ServingStatus } from '../
 
 export const JOBS_PATH = '/apis/batch/v1';
 export const SERVING_PATH = '/apis/serving.kserve.io/v1beta1';
+/** Prometheus HTTP service discovery of every revision server (http_sd_configs url). */
+export const SCRAPE_TARGETS_PATH = '/prometheus/targets';
 
 export const jobPath = (namespace: string, name?: string) =>
   `${JOBS_PATH}/namespaces/${encodeURIComponent(namespace)}/jobs${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
@@ -48,7 +51,7 @@ export const servingRevisionSpecSchema = z.object({
     enablePrefixCaching: z.boolean(),
     dtype: z.string().min(1),
     tensorParallelSize: z.number().int().min(1),
-    quantization: z.literal('awq').optional(),
+    quantization: z.enum(['awq', 'rtn']).optional(),
     extraArgs: z.array(z.string()),
   }),
   env: z.record(envName, z.string()),
@@ -92,6 +95,27 @@ export interface JobView {
   logFile: string;
 }
 
+export const proxyFaultSchema = z
+  .object({
+    delayMs: z.number().int().min(0, 'must be >= 0').max(600_000, 'must be <= 600000').default(0),
+    delayPercent: z.number().min(0, 'must be >= 0').max(100, 'must be <= 100').default(100),
+    abortPercent: z.number().min(0, 'must be >= 0').max(100, 'must be <= 100').default(0),
+    abortStatus: z.number().int().min(400, 'must be an HTTP error status').max(599).default(503),
+  })
+  .strict()
+  .refine((f) => f.delayMs > 0 || f.abortPercent > 0, {
+    message: 'a fault needs delayMs > 0 or abortPercent > 0',
+  });
+
+/** Body of PUT .../inferenceservices/{name}/faults: fault per role and/or per revision name. */
+export const faultRulesSchema = z
+  .object({
+    canary: proxyFaultSchema.optional(),
+    stable: proxyFaultSchema.optional(),
+    revisions: z.record(dnsLabelSchema, proxyFaultSchema).optional(),
+  })
+  .strict();
+
 export interface RevisionView {
   name: string;
   role: 'stable' | 'canary';
@@ -107,6 +131,14 @@ export interface RevisionView {
   requests: number;
   inflight: number;
   logFile: string;
+  engine: 'simulator' | 'vllm';
+  /** Where the server itself listens (its metrics); `url` is its sidecar. */
+  serverUrl?: string;
+  fault?: ProxyFault;
+  /** Why the revision can no longer become ready. */
+  failed?: { reason: string; message: string };
+  /** Seconds from its first start (model copy included) to its first healthy answer. */
+  readySeconds?: number;
 }
 
 export interface ServiceView {

@@ -12,6 +12,7 @@ import {
   type WaitOptions,
 } from '../port.js';
 import { type ApiErrorBody, type JobView, jobPath, servicePath } from './api.js';
+import type { FaultRules } from './serving-manager.js';
 
 // The cluster port over the sandbox daemon's HTTP API. Transport failures (refused,
 // reset, timeouts) and 5xx are retryable ClusterErrors; 4xx carry the daemon's code and
@@ -289,8 +290,28 @@ export class SandboxClusterBackend implements ClusterBackend {
         options.onProgress?.(summary);
       }
       if (status.ready && status.canaryPercent === canaryPercent) return status;
+      // A revision that can never become ready (crash loop, progress deadline, storage
+      // initializer) ends the wait now with its cause; waiting longer changes nothing.
+      const failed = status.conditions.find((c) => c.reason === 'RevisionFailed');
+      if (failed) {
+        throw new ClusterError(
+          'Invalid',
+          `inferenceservice ${ref.namespace}/${ref.name}: ${failed.message ?? 'a revision failed'}`,
+          false,
+        );
+      }
       await this.pause(options, what, summary);
     }
+  }
+
+  /** Sandbox only: sets the service's fault-injection rules (a mesh's VirtualService fault). */
+  async setFaults(ref: ServingRef, rules: FaultRules): Promise<FaultRules> {
+    const { text } = await this.call('PUT', `${servicePath(ref.namespace, ref.name)}/faults`, rules);
+    return JSON.parse(text) as FaultRules;
+  }
+
+  async clearFaults(ref: ServingRef): Promise<void> {
+    await this.call('DELETE', `${servicePath(ref.namespace, ref.name)}/faults`);
   }
 
   async close(): Promise<void> {

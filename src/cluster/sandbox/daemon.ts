@@ -10,16 +10,20 @@ import {
   type ApiErrorBody,
   canaryBodySchema,
   deployBodySchema,
+  faultRulesSchema,
   gpuJobSpecSchema,
   HTTP_STATUS_OF,
   JOBS_PATH,
   leaseBodySchema,
+  SCRAPE_TARGETS_PATH,
   SERVING_PATH,
   trafficBodySchema,
 } from './api.js';
+import { createSandboxEngine } from './engine.js';
 import { JobManager } from './job-manager.js';
 import { readJsonFile, removeFile, writeJsonAtomic } from './json-files.js';
 import { isOurProcess } from './process-group.js';
+import type { SandboxEngineName } from './revision-runtime.js';
 import type { SandboxSecrets } from './secrets.js';
 import { ServingManager } from './serving-manager.js';
 
@@ -36,6 +40,12 @@ export interface SandboxDaemonOptions {
   /** Environment passed to Jobs and revisions (see passThroughEnv). */
   childEnv: NodeJS.ProcessEnv;
   jobCommands?: Partial<Record<JobTemplateName, string[]>>;
+  /** simulator (default) or vllm: real jobs/ entrypoints and vLLM servers on the CPU. */
+  engine?: SandboxEngineName;
+  /** Exits before first readiness after which a revision has failed (default 3). */
+  crashLimit?: number;
+  /** Longest a revision may take to become ready, seconds (Knative's default: 600). */
+  progressDeadlineSeconds?: number;
   retryBackoffMs?: number;
   killGraceMs?: number;
   drainMs?: number;
@@ -49,9 +59,10 @@ export interface SandboxDaemon {
 }
 
 // What a Job or revision inherits from the daemon: the store settings and simulator knobs
-// (QWENOPS_STORE*, QWENOPS_S3_*, QWENOPS_SIM_*, log level) and the basics a process needs.
+// (QWENOPS_STORE*, QWENOPS_S3_*, QWENOPS_SIM_*, QWENOPS_VLLM_*, log level) and the basics a
+// process needs.
 const PASS_THROUGH =
-  /^(QWENOPS_(SIM_|STORE|S3_|LOG_LEVEL|CONFIG$)|PATH$|HOME$|LANG$|LC_|TZ$|TMPDIR$|NODE_OPTIONS$)/;
+  /^(QWENOPS_(SIM_|VLLM_|STORE|S3_|LOG_LEVEL|CONFIG$)|PATH$|HOME$|LANG$|LC_|TZ$|TMPDIR$|NODE_OPTIONS$)/;
 
 export function passThroughEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
@@ -131,10 +142,19 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
     registers: [registry],
   });
 
+  const engine = createSandboxEngine({
+    name: options.engine ?? 'simulator',
+    stateDir,
+    childEnv: options.childEnv,
+    secrets: options.secrets,
+    jobCommands: options.jobCommands ?? {},
+  });
+  logger.info({ engine: engine.name, jobCommands: engine.jobCommands }, 'sandbox engine');
   const jobs = new JobManager({
     stateDir,
-    jobCommands: options.jobCommands ?? {},
-    baseEnv: options.childEnv,
+    jobCommands: engine.jobCommands,
+    baseEnv: { ...options.childEnv, ...engine.jobEnv },
+    workDir: engine.workDir,
     secrets: options.secrets,
     retryBackoffMs: options.retryBackoffMs ?? 1000,
     killGraceMs: options.killGraceMs ?? 5000,
@@ -146,6 +166,11 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
     baseEnv: options.childEnv,
     killGraceMs: options.killGraceMs ?? 5000,
     drainMs: options.drainMs ?? 30_000,
+    runtime: engine.runtime,
+    limits: {
+      crashLimit: options.crashLimit ?? 3,
+      progressDeadlineMs: (options.progressDeadlineSeconds ?? 600) * 1000,
+    },
     logger,
     onProxyResponse: (service, revision, code) => proxyResponses.inc({ service, revision, code }),
   });
@@ -163,7 +188,7 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
 
   const jobRoute = new RegExp(`^${JOBS_PATH}/namespaces/([^/]+)/jobs(?:/([^/]+)(/log)?)?$`);
   const serviceRoute = new RegExp(
-    `^${SERVING_PATH}/namespaces/([^/]+)/inferenceservices/([^/]+)(/canary|/canary/traffic|/promote|/rollback|/lease)?$`,
+    `^${SERVING_PATH}/namespaces/([^/]+)/inferenceservices/([^/]+)(/canary|/canary/traffic|/promote|/rollback|/lease|/faults)?$`,
   );
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -181,6 +206,8 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
     if (p === `${JOBS_PATH}/jobs` && method === 'GET') return send(res, 200, { items: await jobs.list() });
     if (p === `${SERVING_PATH}/inferenceservices` && method === 'GET')
       return send(res, 200, { items: serving.list() });
+    // Prometheus HTTP service discovery: every revision server, labelled with its revision.
+    if (p === SCRAPE_TARGETS_PATH && method === 'GET') return send(res, 200, serving.scrapeTargets());
 
     const jobMatch = jobRoute.exec(p);
     if (jobMatch) {
@@ -251,6 +278,13 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
         return send(res, 200, await serving.promote(namespace, name));
       if (action === '/rollback' && method === 'POST')
         return send(res, 200, await serving.rollback(namespace, name));
+      if (action === '/faults' && method === 'PUT') {
+        const body = parseBody('fault rules', faultRulesSchema, await readJsonBody(req));
+        return send(res, 200, await serving.setFaults(namespace, name, body));
+      }
+      if (action === '/faults' && method === 'DELETE') {
+        return send(res, 200, await serving.setFaults(namespace, name, undefined));
+      }
       if (action === '/lease' && method === 'POST') {
         const body = parseBody('lease request', leaseBodySchema, await readJsonBody(req));
         return send(res, 200, await serving.claim(namespace, name, body.owner));

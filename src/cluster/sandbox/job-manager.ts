@@ -1,3 +1,4 @@
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../observability/logger.js';
 import { nodeEntrypoint, repoRoot } from '../../runtime/entrypoints.js';
@@ -21,6 +22,11 @@ export interface JobManagerOptions {
   jobCommands: Partial<Record<JobTemplateName, string[]>>;
   /** Environment every Job starts from (store settings, QWENOPS_SIM_*, PATH). */
   baseEnv: NodeJS.ProcessEnv;
+  /**
+   * When set, every attempt gets `<flag> <dir>`: a scratch directory of its own, emptied
+   * before each attempt and removed with the Job (the pod's emptyDir at /work).
+   */
+  workDir?: { flag: string; templates: JobTemplateName[] };
   secrets: SandboxSecrets;
   /** First retry delay; doubles per failure, capped at 30 s (Kubernetes uses 10 s). */
   retryBackoffMs: number;
@@ -40,7 +46,13 @@ interface JobRecord {
 }
 
 const LOG_TAIL_IN_MESSAGE = 20;
-const PROCESS_MARK = 'simulated-jobs';
+/**
+ * The Job templates' podFailurePolicy: a container exiting with this code reported bad input
+ * (arguments, model files, evaluation set) that a retry cannot fix, so the Job fails at once.
+ */
+export const BAD_INPUT_EXIT_CODE = 2;
+/** What the command line of a Job process holds: a simulated Job, or a jobs/ entrypoint. */
+const PROCESS_MARKS = ['simulated-jobs', 'qwenops_jobs.'];
 
 export class JobManager {
   private readonly records = new Map<string, JobRecord>();
@@ -64,6 +76,10 @@ export class JobManager {
     return path.join(this.dir, namespace, `${name}.json`);
   }
 
+  private workDir(namespace: string, name: string): string {
+    return path.join(this.options.stateDir, 'work', namespace, name);
+  }
+
   private persist(record: JobRecord): Promise<void> {
     return writeJsonAtomic(this.recordFile(record.spec.namespace, record.spec.name), record);
   }
@@ -74,7 +90,8 @@ export class JobManager {
       const key = this.key(record.spec.namespace, record.spec.name);
       this.records.set(key, record);
       if (record.status.phase === 'Running' || record.status.phase === 'Pending') {
-        if (record.pid && isOurProcess(record.pid, PROCESS_MARK)) signalGroup(record.pid, 'SIGKILL');
+        if (record.pid && PROCESS_MARKS.some((m) => isOurProcess(record.pid as number, m)))
+          signalGroup(record.pid, 'SIGKILL');
         record.pid = undefined;
         this.finish(
           record,
@@ -167,7 +184,15 @@ export class JobManager {
       return;
     }
     const attempt = record.status.attempts + 1;
-    const argv = [...this.command(spec.template), ...spec.args];
+    const workDir = this.workDir(spec.namespace, spec.name);
+    const scratch = this.options.workDir?.templates.includes(spec.template)
+      ? this.options.workDir
+      : undefined;
+    if (scratch) {
+      await rm(workDir, { recursive: true, force: true });
+      await mkdir(workDir, { recursive: true });
+    }
+    const argv = [...this.command(spec.template), ...spec.args, ...(scratch ? [scratch.flag, workDir] : [])];
     const env: NodeJS.ProcessEnv = {
       ...this.options.baseEnv,
       ...spec.env,
@@ -218,7 +243,14 @@ export class JobManager {
       this.options.logger.info({ job: key, attempt }, 'job succeeded');
     } else {
       const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-      if (attempt <= record.spec.backoffLimit) {
+      if (exit.code === BAD_INPUT_EXIT_CODE) {
+        const tail = await tailLines(record.logFile, LOG_TAIL_IN_MESSAGE);
+        this.finish(
+          record,
+          'Failed',
+          `PodFailurePolicy: attempt ${attempt} exited with code ${BAD_INPUT_EXIT_CODE} (bad input; not retried); last log lines:\n${tail}`,
+        );
+      } else if (attempt <= record.spec.backoffLimit) {
         const delay = Math.min(30_000, this.options.retryBackoffMs * 2 ** (attempt - 1));
         record.status.message = `attempt ${attempt} failed (${how}); retrying in ${delay} ms`;
         this.timersOf(key).retry = setTimeout(
@@ -273,6 +305,9 @@ export class JobManager {
     record.status.finishedAt = new Date().toISOString();
     record.status.message = message;
     this.scheduleTtl(record);
+    if (this.options.workDir) {
+      void rm(this.workDir(record.spec.namespace, record.spec.name), { recursive: true, force: true });
+    }
   }
 
   private scheduleTtl(record: JobRecord): void {
@@ -319,7 +354,9 @@ export class JobManager {
       this.clearTimers(key);
       const proc = this.processes.get(key);
       this.processes.delete(key);
-      void stopGroup(proc, this.options.killGraceMs); // SIGTERM goes out before this returns
+      const stopped = stopGroup(proc, this.options.killGraceMs); // SIGTERM goes out before this returns
+      if (this.options.workDir)
+        void stopped.then(() => rm(this.workDir(namespace, name), { recursive: true, force: true }));
       await removeFile(this.recordFile(namespace, name));
       await removeFile(record.logFile);
       this.options.logger.info({ job: key, killed: proc !== undefined }, 'job deleted');

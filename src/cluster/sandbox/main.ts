@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { InputValidationError, issuesFromZod } from '../../domain/validation.js';
 import { createLogger } from '../../observability/logger.js';
 import { passThroughEnv, startSandboxDaemon } from './daemon.js';
+import { parseEngineName } from './engine.js';
 import { loadSecrets } from './secrets.js';
 
 // Process entrypoint of the sandbox cluster daemon. Prints ONE JSON line
@@ -26,6 +27,15 @@ const program = new Command('qwenops-sandbox')
   .option('--secrets-file <file>', 'JSON {secretName: {key: value}} (else QWENOPS_SANDBOX_SECRETS)')
   .allowExcessArguments(false);
 
+function positiveEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new Error(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 async function main(): Promise<void> {
   program.parse();
   const flags = program.opts<{ port: number; stateDir: string; secretsFile?: string }>();
@@ -44,6 +54,9 @@ async function main(): Promise<void> {
     secrets: loadSecrets(process.env, flags.secretsFile),
     childEnv: passThroughEnv(process.env),
     jobCommands,
+    engine: parseEngineName(process.env.QWENOPS_ENGINE),
+    crashLimit: positiveEnv('QWENOPS_SANDBOX_CRASH_LIMIT', 3),
+    progressDeadlineSeconds: positiveEnv('QWENOPS_SANDBOX_PROGRESS_DEADLINE_SECONDS', 600),
     retryBackoffMs: Number(process.env.QWENOPS_SANDBOX_RETRY_BACKOFF_MS ?? 1000),
     killGraceMs: Number(process.env.QWENOPS_SANDBOX_KILL_GRACE_MS ?? 5000),
     logger,

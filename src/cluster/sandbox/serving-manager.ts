@@ -12,8 +12,9 @@ import type { RevisionView, ServiceView } from './api.js';
 import { readJsonFile, readJsonTree, removeFile, writeJsonAtomic } from './json-files.js';
 import { KeyedLock } from './keyed-lock.js';
 import { isOurProcess, signalGroup } from './process-group.js';
-import { RevisionProcess, SIMULATOR_MODULE } from './revision-process.js';
-import { TrafficProxy } from './traffic-proxy.js';
+import { type RevisionLimits, RevisionProcess } from './revision-process.js';
+import type { RevisionRuntime } from './revision-runtime.js';
+import { type ProxyFault, TrafficProxy } from './traffic-proxy.js';
 
 // Serving in the sandbox, with KServe Serverless canary semantics (REFERENCE.md): a
 // service has a stable (rolled-out) revision and at most one canary; revisions are named
@@ -28,6 +29,9 @@ export interface ServingManagerOptions {
   killGraceMs: number;
   /** Longest wait for in-flight requests before a replaced revision is stopped. */
   drainMs: number;
+  /** What a revision runs: the serving simulator or a real vLLM server. */
+  runtime: RevisionRuntime;
+  limits: RevisionLimits;
   logger: Logger;
   onProxyResponse?: (service: string, revision: string, statusClass: string) => void;
 }
@@ -50,6 +54,21 @@ interface ServiceRecord {
   previousRolledoutRevision?: string;
   proxyPort: number;
   history: ServiceView['history'];
+  /** Fault injection per role or revision name (what a mesh's VirtualService fault does). */
+  faults?: FaultRules;
+}
+
+/** Where faults apply: the current canary, the current stable revision, or named revisions. */
+export interface FaultRules {
+  canary?: ProxyFault;
+  stable?: ProxyFault;
+  revisions?: Record<string, ProxyFault>;
+}
+
+/** A Prometheus HTTP service-discovery group: one revision's server and its labels. */
+export interface ScrapeTargetGroup {
+  targets: string[];
+  labels: Record<string, string>;
 }
 
 interface LiveService {
@@ -110,7 +129,8 @@ export class ServingManager {
     this.leases = (await readJsonFile<Record<string, string>>(this.leaseFile)) ?? {};
     for (const record of await readJsonTree<ServiceRecord>(this.dir)) {
       for (const entry of Object.values(record.revisions)) {
-        if (entry.pid && isOurProcess(entry.pid, SIMULATOR_MODULE)) signalGroup(entry.pid, 'SIGKILL');
+        if (entry.pid && isOurProcess(entry.pid, this.options.runtime.processMark))
+          signalGroup(entry.pid, 'SIGKILL');
       }
       const live = await this.bringUp(record);
       for (const name of [record.stable, record.canary]) {
@@ -142,6 +162,8 @@ export class ServingManager {
       entry.spec,
       path.join(this.dir, record.namespace, `${name}.log`),
       this.options.baseEnv,
+      this.options.runtime,
+      this.options.limits,
       {
         onHealthy: () => void this.lock.run(key, () => this.onRevisionHealthy(live, name)),
         onUnhealthy: () => void this.lock.run(key, async () => this.applyTraffic(live)),
@@ -149,7 +171,7 @@ export class ServingManager {
       this.options.logger,
     );
     live.processes.set(name, revision);
-    revision.start();
+    void revision.start();
     return revision;
   }
 
@@ -177,10 +199,54 @@ export class ServingManager {
     if (canary?.healthy && canaryWeight > 0) entries.push({ revision: canary, weight: canaryWeight });
     live.proxy.setTargets(
       entries.map((e) => ({
-        target: { revision: e.revision.name, host: e.revision.host, port: e.revision.port },
+        target: { revision: e.revision.name, host: e.revision.host, port: e.revision.sidecarPort },
         weight: e.weight,
       })),
     );
+    const faults = record.faults ?? {};
+    for (const [name, revision] of processes) {
+      const role =
+        name === record.canary ? faults.canary : name === record.stable ? faults.stable : undefined;
+      revision.setFault(faults.revisions?.[name] ?? role);
+    }
+  }
+
+  /** Replaces the service's fault rules (undefined clears them); applies at once. */
+  async setFaults(namespace: string, name: string, faults: FaultRules | undefined): Promise<FaultRules> {
+    const key = this.key(namespace, name);
+    return this.lock.run(key, async () => {
+      const live = this.require(namespace, name);
+      live.record.faults = faults;
+      this.applyTraffic(live);
+      await this.persist(live);
+      this.options.logger.info(
+        { service: key, faults },
+        faults ? 'fault injection set' : 'fault injection cleared',
+      );
+      return faults ?? {};
+    });
+  }
+
+  /** Every running revision's server, for Prometheus HTTP service discovery. */
+  scrapeTargets(): ScrapeTargetGroup[] {
+    const groups: ScrapeTargetGroup[] = [];
+    for (const live of this.services.values()) {
+      const { record } = live;
+      for (const [name, p] of live.processes) {
+        if (!p.serverUrl || p.failed) continue;
+        groups.push({
+          targets: [new URL(p.serverUrl).host],
+          labels: {
+            namespace: record.namespace,
+            service: record.name,
+            revision: name,
+            role: name === record.canary ? 'canary' : 'stable',
+            engine: this.options.runtime.engine,
+          },
+        });
+      }
+    }
+    return groups;
   }
 
   private require(namespace: string, name: string): LiveService {
@@ -440,9 +506,12 @@ export class ServingManager {
     const stable = processes.get(record.stable);
     const canary = record.canary ? processes.get(record.canary) : undefined;
     const predictorProblems: string[] = [];
+    const failed: string[] = [];
     for (const p of [stable, canary]) {
-      if (p && !p.healthy) predictorProblems.push(p.lastError ?? `revision ${p.name} is starting`);
+      if (p?.failed) failed.push(`${p.failed.reason}: ${p.failed.message}`);
+      else if (p && !p.healthy) predictorProblems.push(p.lastError ?? `revision ${p.name} is starting`);
     }
+    predictorProblems.unshift(...failed);
     const routesPending =
       record.canary !== undefined && record.appliedCanaryPercent !== record.desiredCanaryPercent;
     const condition = (type: string, ok: boolean, reason: string, message?: string): ServingCondition =>
@@ -450,7 +519,13 @@ export class ServingManager {
     const predictorReady = predictorProblems.length === 0;
     const routesReady = !routesPending && stable?.healthy === true;
     const conditions = [
-      condition('PredictorReady', predictorReady, 'RevisionNotReady', predictorProblems.join('; ')),
+      // RevisionFailed: the revision can never become ready (Knative's reason); waiters stop.
+      condition(
+        'PredictorReady',
+        predictorReady,
+        failed.length > 0 ? 'RevisionFailed' : 'RevisionNotReady',
+        predictorProblems.join('; '),
+      ),
       condition(
         'RoutesReady',
         routesReady,
@@ -510,8 +585,13 @@ export class ServingManager {
         requests: counters.requests,
         inflight: counters.inflight,
         logFile: p?.logFile ?? '',
+        engine: this.options.runtime.engine,
       };
       if (p?.url) view.url = p.url;
+      if (p?.serverUrl) view.serverUrl = p.serverUrl;
+      if (p?.fault) view.fault = p.fault;
+      if (p?.failed) view.failed = p.failed;
+      if (p?.readySeconds !== undefined) view.readySeconds = Math.round(p.readySeconds * 1000) / 1000;
       if (p?.pid) view.pid = p.pid;
       revisions.push(view);
     }

@@ -6,7 +6,10 @@ import { SmoothWeightedRoundRobin } from './weighted-round-robin.js';
 // The per-service traffic split (what Knative's activator/ingress does for KServe): a
 // reverse proxy on its own loopback port choosing a revision per request by smooth
 // weighted round-robin, streaming bodies both ways without buffering (SSE passes through
-// chunk by chunk), and naming the revision that answered in `x-qwenops-revision`.
+// chunk by chunk), and naming the revision that answered in `x-qwenops-revision`. With one
+// target it is also a revision's sidecar, where a service mesh's fault injection applies:
+// a fixed delay before forwarding and/or an HTTP error instead of forwarding, each for a
+// share of requests chosen by a deterministic rotation (exact shares, repeatable tests).
 
 export const REVISION_HEADER = 'x-qwenops-revision';
 
@@ -21,6 +24,27 @@ export interface RevisionCounters {
   inflight: number;
   /** Answers by status class ("2xx", "5xx", ...), "error" for no answer. */
   responses: Record<string, number>;
+}
+
+/** Istio's HTTPFaultInjection, per revision: delay and abort, each for a share of requests. */
+export interface ProxyFault {
+  delayMs: number;
+  /** Share of requests delayed, 0..100. */
+  delayPercent: number;
+  /** Share of requests answered with `abortStatus` instead of being forwarded, 0..100. */
+  abortPercent: number;
+  abortStatus: number;
+}
+
+/** Picks exactly `percent` % of calls, spread evenly: call n is picked when floor(n*p) steps. */
+class ShareRotation {
+  private calls = 0;
+  constructor(private readonly percent: number) {}
+  next(): boolean {
+    const before = Math.floor((this.calls * this.percent) / 100);
+    this.calls++;
+    return Math.floor((this.calls * this.percent) / 100) > before;
+  }
 }
 
 const HOP_BY_HOP = new Set([
@@ -47,6 +71,7 @@ export class TrafficProxy {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
   private readonly server: http.Server;
   private portNumber = 0;
+  private fault?: { spec: ProxyFault; delays: ShareRotation; aborts: ShareRotation };
 
   constructor(
     private readonly service: string,
@@ -88,6 +113,24 @@ export class TrafficProxy {
     for (const e of entries) this.countersOf(e.target.revision);
   }
 
+  /** Sets (or clears, with undefined) the fault applied to every request from now on. */
+  setFault(fault: ProxyFault | undefined): void {
+    const same = JSON.stringify(fault) === JSON.stringify(this.fault?.spec);
+    if (same) return;
+    this.fault = fault
+      ? {
+          spec: fault,
+          delays: new ShareRotation(fault.delayPercent),
+          aborts: new ShareRotation(fault.abortPercent),
+        }
+      : undefined;
+    if (fault) this.logger.info({ service: this.service, fault }, 'fault injection set');
+  }
+
+  get currentFault(): ProxyFault | undefined {
+    return this.fault?.spec;
+  }
+
   countersOf(revision: string): RevisionCounters {
     let c = this.counters.get(revision);
     if (!c) {
@@ -98,6 +141,44 @@ export class TrafficProxy {
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const fault = this.fault;
+    if (!fault) {
+      this.forwardNow(req, res);
+      return;
+    }
+    if (fault.aborts.next()) {
+      const target = this.balancer.next();
+      const status = fault.spec.abortStatus;
+      if (target) {
+        const counters = this.countersOf(target.revision);
+        counters.requests++;
+        const statusClass = `${Math.floor(status / 100)}xx`;
+        counters.responses[statusClass] = (counters.responses[statusClass] ?? 0) + 1;
+        this.onResponse?.(target.revision, statusClass);
+      }
+      req.resume();
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        ...(target ? { [REVISION_HEADER]: target.revision } : {}),
+      });
+      res.end(JSON.stringify({ error: { message: 'fault filter abort', code: status } }));
+      return;
+    }
+    if (fault.delays.next() && fault.spec.delayMs > 0) {
+      // The request waits here, as in a mesh sidecar; a client that gives up frees it.
+      req.pause();
+      const timer = setTimeout(() => {
+        req.resume();
+        this.forwardNow(req, res);
+      }, fault.spec.delayMs);
+      res.once('close', () => clearTimeout(timer));
+      return;
+    }
+    this.forwardNow(req, res);
+  }
+
+  private forwardNow(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (res.destroyed) return;
     const target = this.balancer.next();
     if (!target) {
       res.writeHead(503, { 'content-type': 'application/json' });

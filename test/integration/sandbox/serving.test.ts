@@ -297,4 +297,65 @@ describe('sandbox serving (KServe Serverless canary semantics)', () => {
       code: 'NotFound',
     });
   });
+
+  it('injects mesh faults per role on the revision itself: delays and exact shares of errors', async () => {
+    const faulty: ServingRef = { namespace: 'llm-prod', name: 'faulty', deploymentMode: 'Serverless' };
+    await cluster.backend.deployService(faulty, revision('file:///models/faulty-stable'));
+    await cluster.backend.startCanary(faulty, revision('file:///models/faulty-canary'), 50);
+    const status = await cluster.backend.waitForTraffic(faulty, 50, { deadline: Date.now() + 60_000 });
+    const urlOf = (tag: 'prev' | 'latest') => status.traffic.find((t) => t.tag === tag)?.url as string;
+    const bad = await fetch(
+      `${cluster.url}/apis/serving.kserve.io/v1beta1/namespaces/llm-prod/inferenceservices/faulty/faults`,
+      {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ canary: { delayMs: -5 } }),
+      },
+    );
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toMatch(/canary\.delayMs: must be >= 0/);
+
+    await cluster.backend.setFaults(faulty, {
+      canary: { delayMs: 1500, delayPercent: 100, abortPercent: 0, abortStatus: 503 },
+    });
+    const timed = async (url: string) => {
+      const t0 = performance.now();
+      const response = await fetch(`${url}/v1/models`);
+      await response.text();
+      return { ms: performance.now() - t0, status: response.status };
+    };
+    const canary = await timed(urlOf('latest'));
+    const stable = await timed(urlOf('prev'));
+    expect(canary.status).toBe(200);
+    expect(canary.ms).toBeGreaterThanOrEqual(1500); // the delay is a floor, whatever the host does
+    expect(stable.ms).toBeLessThan(canary.ms);
+
+    await cluster.backend.setFaults(faulty, {
+      canary: { delayMs: 0, delayPercent: 0, abortPercent: 25, abortStatus: 503 },
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await timed(urlOf('latest'))).status);
+    expect(statuses.filter((s) => s === 503)).toHaveLength(5);
+    const view = await cluster.service('llm-prod', 'faulty');
+    expect(view?.revisions.find((r) => r.role === 'canary')?.fault).toMatchObject({ abortPercent: 25 });
+    expect(view?.revisions.find((r) => r.role === 'stable')?.fault).toBeUndefined();
+
+    await cluster.backend.clearFaults(faulty);
+    for (let i = 0; i < 8; i++) expect((await timed(urlOf('latest'))).status).toBe(200);
+  });
+
+  it('lists every revision server for Prometheus HTTP service discovery, labelled by revision', async () => {
+    const groups = (await (await fetch(`${cluster.url}/prometheus/targets`)).json()) as Array<{
+      targets: string[];
+      labels: Record<string, string>;
+    }>;
+    const faulty = groups.filter((g) => g.labels.service === 'faulty');
+    expect(faulty.map((g) => g.labels.role).sort()).toEqual(['canary', 'stable']);
+    for (const group of faulty) {
+      expect(group.labels).toMatchObject({ namespace: 'llm-prod', engine: 'simulator' });
+      expect(group.labels.revision).toMatch(/^faulty-predictor-0000[12]$/);
+      const metrics = await (await fetch(`http://${group.targets[0]}/metrics`)).text();
+      expect(metrics).toContain('vllm:e2e_request_latency_seconds');
+    }
+  });
 });

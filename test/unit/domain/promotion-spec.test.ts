@@ -57,7 +57,7 @@ describe('PromotionSpec', () => {
         'canary.steps.1: must be greater than the previous step (10)',
         'canary.steps.2: the last step must be 100',
         'canary.analysisWindowSeconds: analysisWindowSeconds must be > 0',
-        'qualityGates.maxQualityDropPct: must be >= 0',
+        'qualityGates.maxQualityDropPct: must be > 0',
       ]),
     );
   });

@@ -15,7 +15,7 @@ import { repoRoot } from '../../../src/runtime/entrypoints.js';
 import { readYamlDocuments } from '../../support/kube.js';
 
 const spec = parsePromotionSpec({ model: 'qwen/Qwen-7B-Chat' });
-const uri = `s3://qwenops/${artifactKeys.quantized('qwen/Qwen-7B-Chat', 'master', 4, 128)}`;
+const uri = `s3://qwenops/${artifactKeys.quantized('qwen/Qwen-7B-Chat', 'master', 'awq', 4, 128)}`;
 const revision = buildRevisionSpec(spec.serving, uri, { quantized: true, labels: {} });
 
 describe('buildPredictor', () => {

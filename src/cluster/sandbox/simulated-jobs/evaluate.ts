@@ -46,6 +46,7 @@ await runSimulatedJob(
     'candidate-uri': { type: 'string' },
     'result-uri': { type: 'string' },
     samples: { type: 'string' },
+    'min-samples': { type: 'string' },
     'gpu-type': { type: 'string' },
     'eval-set': { type: 'string' },
   },
@@ -54,6 +55,11 @@ await runSimulatedJob(
     const candidateUri = requireArg(args, 'candidate-uri');
     const resultUri = requireArg(args, 'result-uri');
     const samples = intArg(args, 'samples', 200);
+    const minSamples = intArg(args, 'min-samples', 0, 0);
+    if (samples < minSamples)
+      throw new JobInputError(
+        `--samples ${samples} is fewer than the ${minSamples} items the quality gate needs`,
+      );
     const gpuType = args['gpu-type'] ?? 'A10';
     const evalSet = args['eval-set'] ?? 'qwenops-zh-mini';
     const { store } = ctx;

@@ -18,6 +18,7 @@ await runSimulatedJob(
     'input-uri': { type: 'string' },
     'output-uri': { type: 'string' },
     'result-uri': { type: 'string' },
+    method: { type: 'string' },
     bits: { type: 'string' },
     'group-size': { type: 'string' },
     'zero-point': { type: 'string' },
@@ -28,8 +29,12 @@ await runSimulatedJob(
     const inputUri = requireArg(args, 'input-uri');
     const outputUri = requireArg(args, 'output-uri');
     const resultUri = requireArg(args, 'result-uri');
+    const method = args.method ?? 'awq';
+    if (method !== 'awq' && method !== 'rtn')
+      throw new JobInputError(`--method must be awq or rtn, got ${JSON.stringify(method)}`);
     const bits = intArg(args, 'bits', 4);
-    if (bits !== 4) throw new JobInputError(`--bits must be 4 (AWQ), got ${bits}`);
+    if (![2, 4, 8].includes(bits)) throw new JobInputError(`--bits must be 2, 4 or 8, got ${bits}`);
+    if (method === 'awq' && bits !== 4) throw new JobInputError(`--bits must be 4 for AWQ, got ${bits}`);
     const groupSize = intArg(args, 'group-size', 128);
     if (![32, 64, 128].includes(groupSize))
       throw new JobInputError(`--group-size must be 32, 64 or 128, got ${groupSize}`);
@@ -54,7 +59,7 @@ await runSimulatedJob(
     );
     const originalSizeBytes = weights.reduce((s, f) => s + f.size, 0);
     const quantizationConfig = {
-      quant_method: 'awq',
+      quant_method: method,
       bits,
       group_size: groupSize,
       zero_point: zeroPoint,
@@ -124,7 +129,7 @@ await runSimulatedJob(
       ...input.metadata,
       simulated: true,
       source: inputUri,
-      quantization: { method: 'awq', bits, groupSize, zeroPoint, kernel },
+      quantization: { method, bits, groupSize, zeroPoint, kernel },
       tool,
     });
     await ctx.step(1, 'manifest written');
@@ -132,7 +137,7 @@ await runSimulatedJob(
     const result: QuantizeResult = quantizeResultSchema.parse({
       kind: 'quantize',
       simulated: true,
-      method: 'awq',
+      method,
       bits,
       groupSize,
       zeroPoint,
