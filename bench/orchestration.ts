@@ -37,7 +37,11 @@ function stageWallMs(status: PipelineStatus): number {
     .reduce((sum, s) => sum + (Date.parse(s.finishedAt as string) - Date.parse(s.startedAt as string)), 0);
 }
 
-async function startSandbox(stateDir: string, storeDir: string): Promise<{ url: string; stop: () => void }> {
+export async function startSandbox(
+  stateDir: string,
+  storeDir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{ url: string; stop: () => void }> {
   const [cmd, ...args] = nodeEntrypoint('src/cluster/sandbox/main');
   const child = spawn(cmd as string, [...args, '--port', '0', '--state-dir', stateDir], {
     env: {
@@ -46,6 +50,7 @@ async function startSandbox(stateDir: string, storeDir: string): Promise<{ url: 
       QWENOPS_STORE_DIR: storeDir,
       QWENOPS_SIM_JOB_SECONDS: '0.5',
       QWENOPS_LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
     detached: true,

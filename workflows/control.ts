@@ -19,6 +19,7 @@ import type {
   StageRecord,
   StageState,
 } from '../src/domain/status.js';
+import { clipUtf8 } from '../src/domain/units.js';
 import {
   type AbortRequest,
   abortSignal,
@@ -33,6 +34,7 @@ import {
   rejectUpdate,
   resumeSignal,
   resumeUpdate,
+  SEARCH_ATTRIBUTE_MAX_BYTES,
   SEARCH_ATTRIBUTES,
   setTrafficStepUpdate,
   statusQuery,
@@ -156,7 +158,8 @@ export class PipelineControl {
     const updates: Parameters<typeof upsertSearchAttributes>[0] = [
       { key: SEARCH_ATTRIBUTES.outcome, value: outcome },
     ];
-    if (reason) updates.push({ key: SEARCH_ATTRIBUTES.reason, value: reason.slice(0, 2000) });
+    if (reason)
+      updates.push({ key: SEARCH_ATTRIBUTES.reason, value: clipUtf8(reason, SEARCH_ATTRIBUTE_MAX_BYTES) });
     upsertSearchAttributes(updates);
   }
 

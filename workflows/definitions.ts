@@ -52,6 +52,9 @@ export const statusQuery = defineQuery<PipelineStatus>('status');
 /** The `status` query of reindexKnowledgeBase (same name, knowledge-specific shape). */
 export const reindexStatusQuery = defineQuery<ReindexStatus>('status');
 
+/** Temporal's default limit on one search attribute value, in bytes. */
+export const SEARCH_ATTRIBUTE_MAX_BYTES = 2048;
+
 export const SEARCH_ATTRIBUTES = {
   model: defineSearchAttributeKey('QwenopsModel', SearchAttributeType.KEYWORD),
   service: defineSearchAttributeKey('QwenopsService', SearchAttributeType.KEYWORD),

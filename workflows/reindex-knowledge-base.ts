@@ -32,8 +32,15 @@ import {
   reindexRequestSchema,
   type SourceFailure,
 } from '../src/domain/knowledge.js';
+import { clipUtf8 } from '../src/domain/units.js';
 import { issuesFromZod } from '../src/domain/validation.js';
-import { FAILURE_TYPES, reindexStatusQuery, SEARCH_ATTRIBUTES, TASK_QUEUES } from './definitions.js';
+import {
+  FAILURE_TYPES,
+  reindexStatusQuery,
+  SEARCH_ATTRIBUTE_MAX_BYTES,
+  SEARCH_ATTRIBUTES,
+  TASK_QUEUES,
+} from './definitions.js';
 
 /** What a run hands to the next one when it continues as new. */
 export interface ReindexCarriedState {
@@ -269,7 +276,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     status.report = report('failed', { ...extra, reason: status.reason });
     upsertSearchAttributes([
       { key: SEARCH_ATTRIBUTES.outcome, value: 'failed' },
-      { key: SEARCH_ATTRIBUTES.reason, value: status.reason.slice(0, 2000) },
+      { key: SEARCH_ATTRIBUTES.reason, value: clipUtf8(status.reason, SEARCH_ATTRIBUTE_MAX_BYTES) },
     ]);
     if (err instanceof ApplicationFailure || isCancellation(err)) throw err;
     const type = failureType(err);

@@ -2,10 +2,10 @@ import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { approveUpdate } from '../../workflows/definitions.js';
 import { SandboxClusterBackend } from '../cluster/sandbox/backend.js';
+import type { SandboxEngineName } from '../cluster/sandbox/revision-runtime.js';
 import { loadConfig } from '../config/config.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../domain/promotion-spec.js';
 import type { PipelineStatus } from '../domain/status.js';
-import type { SandboxEngineName } from '../cluster/sandbox/revision-runtime.js';
 import { writeFixtureModel } from '../hub/fixture-model.js';
 import { publishModelDirectory, TINY_MODEL_ID, tinyModelDir } from '../hub/tiny-model.js';
 import { demoKnowledgeBase } from './demo-knowledge.js';
@@ -167,11 +167,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       deploymentMode: 'Serverless' as const,
     };
     if (real) {
-      log(`2/4 publishing the tiny model ${TINY_MODEL_ID} (trained locally by make setup) to the local mirror`);
+      log(
+        `2/4 publishing the tiny model ${TINY_MODEL_ID} (trained locally by make setup) to the local mirror`,
+      );
       await publishModelDirectory(config.hub.mirrorDir, TINY_MODEL_ID, 'master', tinyModelDir());
     } else {
       log('2/4 seeding the local model mirror with a FIXTURE of qwen/Qwen-7B-Chat (not real weights)');
-      for (const revision of ['master', 'v1.1']) await writeFixtureModel(config.hub.mirrorDir, MODEL, revision);
+      for (const revision of ['master', 'v1.1'])
+        await writeFixtureModel(config.hub.mirrorDir, MODEL, revision);
     }
 
     connection = await Connection.connect({ address: stack.temporalAddress });

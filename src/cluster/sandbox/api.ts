@@ -146,7 +146,13 @@ export interface ServiceView {
   proxyUrl: string;
   revisions: RevisionView[];
   /** Revisions that served before and were stopped (promoted away or rolled back). */
-  history: Array<{ name: string; storageUri: string; outcome: 'replaced' | 'rolled-back' }>;
+  history: Array<{
+    name: string;
+    storageUri: string;
+    outcome: 'replaced' | 'rolled-back';
+    /** Its start-up to first healthy answer, when it got there. */
+    readySeconds?: number;
+  }>;
 }
 
 export interface ApiErrorBody {

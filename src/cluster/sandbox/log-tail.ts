@@ -51,3 +51,25 @@ export async function lastProgress(
   }
   return undefined;
 }
+
+const ERROR_LINE = /\b[A-Za-z_][\w.]*(Error|Exception): \S/;
+
+/**
+ * The first error a process logged after its last start banner (`[sandbox] ... start #n`):
+ * in a multi-process server (vLLM's API server, engine core, workers) the root cause comes
+ * first and the wrappers that re-raise it come after, so the first is the one that names it.
+ */
+export async function firstErrorSinceStart(file: string): Promise<string | undefined> {
+  const lines = (await tailLines(file, 2000)).split('\n');
+  let from = 0;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if ((lines[i] as string).startsWith('[sandbox] ')) {
+      from = i;
+      break;
+    }
+  }
+  return lines
+    .slice(from)
+    .find((l) => ERROR_LINE.test(l) && !l.includes(' WARNING '))
+    ?.trim();
+}

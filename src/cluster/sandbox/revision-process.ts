@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../observability/logger.js';
 import { repoRoot } from '../../runtime/entrypoints.js';
 import { ClusterError, type ServingRevisionSpec } from '../port.js';
-import { tailLines } from './log-tail.js';
+import { firstErrorSinceStart, tailLines } from './log-tail.js';
 import { type GroupProcess, spawnGroup, stopGroup } from './process-group.js';
 import type { RevisionRuntime } from './revision-runtime.js';
 import { type ProxyFault, TrafficProxy } from './traffic-proxy.js';
@@ -171,8 +171,9 @@ export class RevisionProcess {
   private async onExit(proc: GroupProcess, exit: { code: number | null; signal: NodeJS.Signals | null }) {
     if (this.proc !== proc || this.stopped) return;
     this.healthy = false;
-    const tail = await tailLines(this.logFile, 8);
-    const message = `revision ${this.name} process exited (${exit.signal ?? `code ${exit.code}`}): ${tail}`;
+    const cause = await firstErrorSinceStart(this.logFile);
+    const tail = cause ? `first error: ${cause}` : await tailLines(this.logFile, 8);
+    const message = `revision ${this.name} process exited (${exit.signal ?? `code ${exit.code}`}); ${tail}`;
     this.restarts++;
     if (!this.everHealthy && this.restarts >= this.limits.crashLimit) {
       await this.fail(

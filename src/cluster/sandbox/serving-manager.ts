@@ -433,9 +433,18 @@ export class ServingManager {
   /** Takes a revision out of the service, then stops its process once in-flight requests drained. */
   private retire(live: LiveService, name: string, outcome: 'replaced' | 'rolled-back'): void {
     const entry = live.record.revisions[name];
-    if (entry) live.record.history.push({ name, storageUri: entry.spec.storageUri, outcome });
-    delete live.record.revisions[name];
     const proc = live.processes.get(name);
+    if (entry) {
+      live.record.history.push({
+        name,
+        storageUri: entry.spec.storageUri,
+        outcome,
+        ...(proc?.readySeconds !== undefined
+          ? { readySeconds: Math.round(proc.readySeconds * 1000) / 1000 }
+          : {}),
+      });
+    }
+    delete live.record.revisions[name];
     live.processes.delete(name);
     if (!proc) return;
     const counters = live.proxy.countersOf(name);
