@@ -197,8 +197,14 @@ describe('sandbox serving (KServe Serverless canary semantics)', () => {
         name: 'qwen-chat-predictor-00002',
         storageUri: 'file:///models/qwen-7b-chat-awq',
         outcome: 'rolled-back',
+        readySeconds: expect.any(Number),
       },
-      { name: 'qwen-chat-predictor-00001', storageUri: 'file:///models/qwen-7b-chat', outcome: 'replaced' },
+      {
+        name: 'qwen-chat-predictor-00001',
+        storageUri: 'file:///models/qwen-7b-chat',
+        outcome: 'replaced',
+        readySeconds: expect.any(Number),
+      },
     ]);
   });
 
