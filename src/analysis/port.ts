@@ -21,7 +21,7 @@ export interface CanaryAnalysisRequest {
   stable?: RevisionEndpoint;
   windowSeconds: number;
   minSamples: number;
-  probe: { requestsPerSecond: number; maxTokens: number; concurrency: number };
+  probe: { requestsPerSecond: number; maxTokens: number; concurrency: number; ignoreEos?: boolean };
   slo: Slo;
 }
 

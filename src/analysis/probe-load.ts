@@ -34,6 +34,7 @@ export const canaryAnalysisRequestSchema = z
         requestsPerSecond: z.number().positive('must be > 0').max(10_000, 'must be <= 10000'),
         maxTokens: z.number().int().min(1).max(4096),
         concurrency: z.number().int().min(1, 'must be >= 1').max(10_000, 'must be <= 10000'),
+        ignoreEos: z.boolean().optional(),
       })
       .strict(),
     slo: sloSchema,
@@ -80,6 +81,7 @@ export async function runProbeLoad(
           // answers its first requests slowly; those belong to no window.
           warmupSeconds: probeWarmupSeconds(request.windowSeconds),
           maxTokens: request.probe.maxTokens,
+          ignoreEos: request.probe.ignoreEos ?? false,
           stream: true,
           prompts: { kind: 'builtin-zh', maxChars: PROBE_PROMPT_MAX_CHARS },
           // Same seed for both revisions: the same arrivals and prompts hit each.

@@ -53,8 +53,8 @@ function realEngineSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecIn
     requestedBy: 'demo',
     quantization: { method: 'awq', bits: 4, groupSize: 128, calibrationSamples: 32 },
     qualityGates: {
-      maxQualityDropPct: 10,
-      maxPerplexityIncreasePct: 25,
+      maxQualityDropPct: 5,
+      maxPerplexityIncreasePct: 5,
       maxCandidateMemoryGb: 16,
       minThroughputGain: 0.2,
       evalSamples: 200,
@@ -70,7 +70,7 @@ function realEngineSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecIn
       steps: [25, 100],
       analysisWindowSeconds: 8,
       minSamples: 8,
-      probe: { requestsPerSecond: 2, maxTokens: 8, concurrency: 4 },
+      probe: { requestsPerSecond: 2, maxTokens: 8, concurrency: 4, ignoreEos: true },
       slo: { p99LatencyMs: 2000, maxErrorRatePct: 5, maxLatencyRatioVsStable: 4 },
     },
     loadTest: {
@@ -78,6 +78,8 @@ function realEngineSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecIn
       concurrency: 2,
       durationSeconds: 8,
       maxTokens: 16,
+      // A base model may end a reply at once; fixed lengths keep the figures comparable.
+      ignoreEos: true,
       slo: { p99TtftMs: 2000, p99TpotMs: 500, maxErrorRatePct: 1 },
     },
     execution: { heartbeatTimeoutSeconds: 60, gpuJobTimeoutSeconds: 900 },

@@ -182,6 +182,7 @@ export function loadTestRequestFromProfile(
     concurrency: profile.mode === 'closed' ? profile.concurrency : undefined,
     durationSeconds: profile.durationSeconds,
     maxTokens: profile.maxTokens,
+    ignoreEos: profile.ignoreEos,
     stream: profile.stream,
     prompts: { kind: profile.prompts },
     slo: {

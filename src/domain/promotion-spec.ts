@@ -119,6 +119,11 @@ export const probeLoadSchema = z
     requestsPerSecond: z.number().positive('must be > 0').max(10_000, 'must be <= 10000').default(5),
     maxTokens: z.number().int().min(1).max(4096).default(16),
     concurrency: z.number().int().min(1).max(1024, 'must be <= 1024').default(16),
+    /**
+     * vLLM's ignore_eos: every probe generates exactly maxTokens, so canary and stable are
+     * timed on the same output lengths (and a model that stops at once is not an error).
+     */
+    ignoreEos: z.boolean().default(false),
   })
   .strict();
 
@@ -177,6 +182,8 @@ export const loadTestProfileSchema = z
     burstiness: z.number().positive('must be > 0').default(1),
     durationSeconds: seconds('durationSeconds').max(86_400).default(60),
     maxTokens: z.number().int().min(1).max(32_768).default(128),
+    /** vLLM's ignore_eos: generate exactly maxTokens per request (stable lengths, as benchmarks do). */
+    ignoreEos: z.boolean().default(false),
     stream: z.boolean().default(true),
     prompts: z.enum(['builtin-zh', 'synthetic']).default('builtin-zh'),
     slo: z

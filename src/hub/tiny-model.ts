@@ -13,9 +13,12 @@ import type { FixtureFile, FixtureModel } from './fixture-model.js';
 
 export const TINY_MODEL_ID = 'qwenops/qwen2-tiny-zh';
 
-/** The built model directory (.tools/tiny-model), or a clear error naming the setup step. */
+/**
+ * The built model directory (.tools/tiny-model, or $QWENOPS_TINY_MODEL_DIR for one built
+ * elsewhere), or a clear error naming the setup step.
+ */
 export function tinyModelDir(): string {
-  const dir = path.join(repoRoot, '.tools', 'tiny-model');
+  const dir = process.env.QWENOPS_TINY_MODEL_DIR || path.join(repoRoot, '.tools', 'tiny-model');
   if (!existsSync(path.join(dir, 'config.json'))) {
     throw new Error(
       `the tiny model is not built (${dir}): run "make setup" (scripts/setup/65-tiny-model.sh trains it)`,

@@ -186,4 +186,66 @@ describe('promotion comparison', () => {
     expect(html).toContain('simulated hardware');
     expect(html).toContain('14.2 GB → 9.6 GB');
   });
+
+  it('shows CPU measurements of the tiny model next to the A10 claims without judging them', () => {
+    const cpu: EvaluationResult = {
+      ...evaluation({
+        memoryGb: 1.4,
+        memoryKind: 'process-rss',
+        qualityScore: 0.925,
+        tokensPerSecond: 1200,
+        perplexity: { value: 2.478, tokens: 7000, items: 200 },
+        accuracy: { value: 0.925, low: 0.88, high: 0.954, items: 200 },
+      }),
+      simulated: false,
+      device: 'cpu',
+      baseline: {
+        ...evaluation({}).baseline,
+        qualityScore: 0.93,
+        memoryGb: 1.45,
+        memoryKind: 'process-rss',
+        tokensPerSecond: 1250,
+        perplexity: { value: 2.468, tokens: 7000, items: 200 },
+        accuracy: { value: 0.93, low: 0.886, high: 0.958, items: 200 },
+      },
+      qualityDelta: {
+        metric: 'accuracy',
+        estimatePct: 0.54,
+        lowPct: -0.52,
+        highPct: 1.6,
+        confidence: 0.95,
+        items: 200,
+        method: 'paired t-interval over items',
+      },
+    };
+    const comparison = buildPromotionComparison(cpu, undefined, undefined, {
+      kind: 'quantize',
+      simulated: false,
+      method: 'awq',
+      bits: 4,
+      groupSize: 128,
+      zeroPoint: true,
+      kernel: 'GEMM',
+      outputUri: 's3://m/awq',
+      files: [],
+      sizeBytes: 9_700_000,
+      originalSizeBytes: 13_200_000,
+      durationSeconds: 12,
+      tool: { name: 'llmcompressor', version: '0.14.0.1' },
+      device: 'cpu',
+    });
+    expect(comparison.comparable).toBe(false);
+    expect(comparison.caveat).toMatch(/not comparable to the plan’s claims for Qwen-7B-Chat on an A10/);
+    expect(comparison.claims).toEqual({ met: 0, missed: 0, notMeasured: 4 });
+    const byMetric = Object.fromEntries(comparison.rows.map((r) => [r.metric, r]));
+    expect(byMetric['Model size (files)']!.observed).toBe('13.2 MB → 9.7 MB (×0.735)');
+    expect(byMetric['Peak process memory (CPU)']).toMatchObject({ baseline: 1.45, candidate: 1.4 });
+    expect(byMetric['Quality (accuracy)']!.observed).toMatch(
+      /loss 0\.54 %; 95 % interval -0\.52 \.\. 1\.6 %, 200 paired items/,
+    );
+    expect(byMetric['Perplexity (held-out)']!.observed).toMatch(/^2\.468 → 2\.478/);
+    const html = renderPromotionComparisonHtml(comparison);
+    expect(html).toContain('not comparable');
+    expect(html).not.toContain('simulated hardware');
+  });
 });
