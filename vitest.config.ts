@@ -7,7 +7,11 @@ export default defineConfig({
   test: {
     // The k8s tier prints k8s_integration_tests=<passed>/<total> when it ran; the realmodel
     // tier writes its counts for scripts/run-realmodel-tests.sh.
-    reporters: ['default', './test/integration/k8s/summary-reporter.ts', './test/realmodel/counts-reporter.ts'],
+    reporters: [
+      'default',
+      './test/integration/k8s/summary-reporter.ts',
+      './test/realmodel/counts-reporter.ts',
+    ],
     projects: [
       {
         test: {
