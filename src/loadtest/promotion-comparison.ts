@@ -234,7 +234,8 @@ export function buildPromotionComparison(
   const judged = rows.filter((r) => r.claim !== undefined);
   return {
     model: loadReport?.target.model,
-    gpuType: evaluation.gpuType,
+    // A Job measured on the CPU ran on no GPU, whatever GPU type the spec asked for.
+    gpuType: evaluation.device === 'cpu' ? 'CPU' : evaluation.gpuType,
     evalSet: evaluation.evalSet,
     samples: evaluation.samples,
     simulated: evaluation.simulated,

@@ -73,7 +73,7 @@ export function renderMarkdown(input: PromotionReportInput, comparison?: Promoti
   if (comparison) {
     lines.push(
       '',
-      `## Baseline vs AWQ candidate, against the production plan (${comparison.gpuType}, ${comparison.evalSet}, ${comparison.samples} samples)`,
+      `## Baseline vs ${(input.quantization?.method ?? 'awq').toUpperCase()} candidate, against the production plan (${comparison.gpuType}, ${comparison.evalSet}, ${comparison.samples} samples)`,
       '',
       '| metric | baseline | candidate | plan | observed | met |',
       '|---|---|---|---|---|---|',
