@@ -1,21 +1,12 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { startPromotion } from '../src/cli/pipelines.js';
-import { loadConfig } from '../src/config/config.js';
 import { parsePromotionSpec } from '../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../src/domain/status.js';
 import { writeFixtureModel } from '../src/hub/fixture-model.js';
-import { createLogger } from '../src/observability/logger.js';
-import { modulePath, nodeEntrypoint } from '../src/runtime/entrypoints.js';
-import { toolBinary } from '../src/runtime/tools.js';
-import { compose } from '../workers/compose.js';
-import { SEARCH_ATTRIBUTES, statusQuery, TASK_QUEUES } from '../workflows/definitions.js';
+import { modulePath } from '../src/runtime/entrypoints.js';
+import { statusQuery } from '../workflows/definitions.js';
+import { startBenchStack } from './stack.js';
 
 // orchestration_overhead_ratio: promoteModel in the sandbox where every GPU Job is a fixed
 // 500 ms process, on the real dev server with the production activities. The ratio is the
@@ -37,82 +28,25 @@ function stageWallMs(status: PipelineStatus): number {
     .reduce((sum, s) => sum + (Date.parse(s.finishedAt as string) - Date.parse(s.startedAt as string)), 0);
 }
 
-export async function startSandbox(
-  stateDir: string,
-  storeDir: string,
-  extraEnv: Record<string, string> = {},
-): Promise<{ url: string; stop: () => void }> {
-  const [cmd, ...args] = nodeEntrypoint('src/cluster/sandbox/main');
-  const child = spawn(cmd as string, [...args, '--port', '0', '--state-dir', stateDir], {
-    env: {
-      ...process.env,
-      QWENOPS_STORE: 'fs',
-      QWENOPS_STORE_DIR: storeDir,
-      QWENOPS_SIM_JOB_SECONDS: '0.5',
-      QWENOPS_LOG_LEVEL: 'warn',
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-    detached: true,
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (l) => l.includes('"url"') && resolve(l));
-    child.once('exit', (code) => reject(new Error(`sandbox exited ${code}`)));
-  });
-  return {
-    url: (JSON.parse(line) as { url: string }).url,
-    stop: () => process.kill(-(child.pid as number), 'SIGTERM'),
-  };
-}
-
 export async function runOrchestrationBench(): Promise<Record<string, number>> {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'qwenops-bench-orch-'));
-  const storeDir = path.join(work, 'store');
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: toolBinary('temporal') },
-      searchAttributes: Object.values(SEARCH_ATTRIBUTES),
-      ui: false,
-      extraArgs: ['--log-level', 'error'],
+  const stack = await startBenchStack('orch', {
+    extraWorkers: async (env) => {
+      const roundtripBundle = await bundleWorkflowCode({
+        workflowsPath: modulePath('bench/roundtrip-workflow'),
+        logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } as never,
+      });
+      return [
+        await Worker.create({
+          connection: env.nativeConnection,
+          taskQueue: 'bench-roundtrip',
+          workflowBundle: roundtripBundle,
+          activities: { noop: async () => undefined },
+        }),
+      ];
     },
   });
-  const sandbox = await startSandbox(path.join(work, 'sandbox'), storeDir);
-  const config = loadConfig({
-    env: {
-      QWENOPS_STATE_DIR: work,
-      QWENOPS_STORE: 'fs',
-      QWENOPS_STORE_DIR: storeDir,
-      QWENOPS_HUB: 'local',
-      QWENOPS_HUB_MIRROR_DIR: path.join(work, 'mirror'),
-      QWENOPS_CLUSTER: 'sandbox',
-      QWENOPS_SANDBOX_URL: sandbox.url,
-      QWENOPS_METRICS_ADDRESS: '',
-    },
-  });
-  await writeFixtureModel(config.hub.mirrorDir, 'qwen/Qwen-7B-Chat', 'master');
-  const logger = createLogger('bench', 'warn');
-  const composition = await compose(config, logger);
-  const workers = await Promise.all(
-    (['default', 'gpuJobs', 'cluster'] as const).map((queue) =>
-      Worker.create({
-        connection: env.nativeConnection,
-        taskQueue: TASK_QUEUES[queue],
-        activities: composition.activitiesFor(queue),
-        workflowsPath: queue === 'default' ? modulePath('workflows/index') : undefined,
-      }),
-    ),
-  );
-  const roundtripBundle = await bundleWorkflowCode({
-    workflowsPath: modulePath('bench/roundtrip-workflow'),
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } as never,
-  });
-  const roundtripWorker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue: 'bench-roundtrip',
-    workflowBundle: roundtripBundle,
-    activities: { noop: async () => undefined },
-  });
-  const running = [...workers, roundtripWorker].map((w) => w.run());
+  const { env } = stack;
+  await writeFixtureModel(stack.config.hub.mirrorDir, 'qwen/Qwen-7B-Chat', 'master');
   try {
     const ratios: number[] = [];
     const walls: number[] = [];
@@ -152,12 +86,7 @@ export async function runOrchestrationBench(): Promise<Record<string, number>> {
       activity_roundtrip_ms_p99: percentile(measured, 0.99),
     };
   } finally {
-    for (const w of [...workers, roundtripWorker]) w.shutdown();
-    await Promise.all(running);
-    await composition.close();
-    sandbox.stop();
-    await env.teardown();
-    await rm(work, { recursive: true, force: true });
+    await stack.stop();
   }
 }
 

@@ -1,25 +1,20 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { startPromotion } from '../src/cli/pipelines.js';
 import type { ServiceView } from '../src/cluster/sandbox/api.js';
 import { SandboxClusterBackend } from '../src/cluster/sandbox/backend.js';
-import { loadConfig } from '../src/config/config.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import { parsePromotionSpec } from '../src/domain/promotion-spec.js';
 import { buildRevisionSpec } from '../src/domain/serving.js';
-import { publishModelDirectory, TINY_MODEL_ID, tinyModelDir } from '../src/hub/tiny-model.js';
+import {
+  publishModelDirectory,
+  TINY_MODEL_ID,
+  TINY_MODEL_QUALITY_GATES,
+  tinyModelDir,
+  tinyModelServing,
+} from '../src/hub/tiny-model.js';
 import { runLoadTest } from '../src/loadtest/runner.js';
-import { createLogger } from '../src/observability/logger.js';
-import { modulePath } from '../src/runtime/entrypoints.js';
-import { toolBinary } from '../src/runtime/tools.js';
 import { createArtifactStore } from '../src/storage/index.js';
-import { compose } from '../workers/compose.js';
-import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../workflows/definitions.js';
-import { startSandbox } from './orchestration.js';
+import { startBenchStack } from './stack.js';
 
 // The real model path on this machine's CPU, one promotion of the tiny Qwen2 model on the
 // sandbox's vllm engine, and the figures the processes measured themselves:
@@ -60,62 +55,18 @@ async function decodeTokensPerSecond(url: string, model: string): Promise<number
 }
 
 export async function runRealModelBench(): Promise<Record<string, number>> {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'qwenops-bench-realmodel-'));
-  const storeDir = path.join(work, 'store');
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: toolBinary('temporal') },
-      searchAttributes: Object.values(SEARCH_ATTRIBUTES),
-      ui: false,
-      extraArgs: ['--log-level', 'error'],
-    },
-  });
-  const sandbox = await startSandbox(path.join(work, 'sandbox'), storeDir, { QWENOPS_ENGINE: 'vllm' });
-  const config = loadConfig({
-    env: {
-      QWENOPS_STATE_DIR: work,
-      QWENOPS_STORE: 'fs',
-      QWENOPS_STORE_DIR: storeDir,
-      QWENOPS_HUB: 'local',
-      QWENOPS_HUB_MIRROR_DIR: path.join(work, 'mirror'),
-      QWENOPS_CLUSTER: 'sandbox',
-      QWENOPS_SANDBOX_URL: sandbox.url,
-      QWENOPS_METRICS_ADDRESS: '',
-    },
-  });
+  const stack = await startBenchStack('realmodel', { sandboxEnv: { QWENOPS_ENGINE: 'vllm' } });
+  const { env, config } = stack;
+  const sandbox = { url: stack.sandboxUrl };
   await publishModelDirectory(config.hub.mirrorDir, TINY_MODEL_ID, 'master', tinyModelDir());
-  const composition = await compose(config, createLogger('bench', 'warn'));
-  const workers = await Promise.all(
-    (['default', 'gpuJobs', 'cluster'] as const).map((queue) =>
-      Worker.create({
-        connection: env.nativeConnection,
-        taskQueue: TASK_QUEUES[queue],
-        activities: composition.activitiesFor(queue),
-        workflowsPath: queue === 'default' ? modulePath('workflows/index') : undefined,
-      }),
-    ),
-  );
-  const running = workers.map((w) => w.run());
   const backend = new SandboxClusterBackend({ url: sandbox.url });
   try {
     const spec = parsePromotionSpec({
       model: TINY_MODEL_ID,
       hub: { provider: 'local', revision: 'master' },
       quantization: { method: 'awq', bits: 4, groupSize: 128, calibrationSamples: 32 },
-      qualityGates: {
-        maxQualityDropPct: 5,
-        maxPerplexityIncreasePct: 5,
-        maxCandidateMemoryGb: 16,
-        minThroughputGain: 0.2,
-        evalSamples: 200,
-      },
-      serving: {
-        name: 'bench-tiny',
-        minReplicas: 1,
-        maxReplicas: 1,
-        env: {},
-        vllm: { trustRemoteCode: false, maxModelLen: 2048 },
-      },
+      qualityGates: { ...TINY_MODEL_QUALITY_GATES },
+      serving: tinyModelServing('bench-tiny', 2048),
       approvals: { beforeCanary: false, beforePromote: false },
       canary: {
         steps: [100],
@@ -176,13 +127,8 @@ export async function runRealModelBench(): Promise<Record<string, number>> {
       realmodel_overhead_ratio: round(promotionSeconds / measuredWork),
     };
   } finally {
-    for (const w of workers) w.shutdown();
-    await Promise.all(running);
-    await composition.close();
     await backend.close();
-    sandbox.stop();
-    await env.teardown();
-    await rm(work, { recursive: true, force: true });
+    await stack.stop();
   }
 }
 

@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import modeldir, stats, store
 from .common import (
@@ -79,11 +79,9 @@ def _line_error(source: str, number: int, problem: str) -> JobInputError:
     return JobInputError(f"evaluation set {source} line {number}: {problem}")
 
 
-def parse_mc_jsonl(text: str, source: str) -> list[McItem]:
-    """Multiple-choice items, one JSON object a line: {"id", "task"?: "mc-zh"|"ceval",
-    "prompt", "choices": [4 strings], "answer": "A".."D"}; blank lines are skipped."""
-    items: list[McItem] = []
-    seen: set[str] = set()
+def _jsonl_objects(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a line that is not a JSON object is
+    bad input naming the set and the line."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -93,6 +91,15 @@ def parse_mc_jsonl(text: str, source: str) -> list[McItem]:
             raise _line_error(source, number, f"not JSON ({err})") from None
         if not isinstance(value, dict):
             raise _line_error(source, number, "not a JSON object")
+        yield number, value
+
+
+def parse_mc_jsonl(text: str, source: str) -> list[McItem]:
+    """Multiple-choice items, one JSON object a line: {"id", "task"?: "mc-zh"|"ceval",
+    "prompt", "choices": [4 strings], "answer": "A".."D"}; blank lines are skipped."""
+    items: list[McItem] = []
+    seen: set[str] = set()
+    for number, value in _jsonl_objects(text, source):
         item_id = value.get("id")
         if not isinstance(item_id, (str, int)) or isinstance(item_id, bool) or str(item_id) == "":
             raise _line_error(source, number, "'id' must be a non-empty string or an integer")
@@ -120,14 +127,8 @@ def parse_mc_jsonl(text: str, source: str) -> list[McItem]:
 
 def parse_heldout_jsonl(text: str, source: str) -> list[HeldoutItem]:
     items = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as err:
-            raise _line_error(source, number, f"not JSON ({err})") from None
-        if not isinstance(value, dict) or not isinstance(value.get("text"), str) or not value["text"].strip():
+    for number, value in _jsonl_objects(text, source):
+        if not isinstance(value.get("text"), str) or not value["text"].strip():
             raise _line_error(source, number, "needs a non-empty 'text'")
         items.append(HeldoutItem(str(value.get("id", number)), value["text"]))
     return items

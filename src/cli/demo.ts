@@ -7,7 +7,13 @@ import { loadConfig } from '../config/config.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../domain/promotion-spec.js';
 import type { PipelineStatus } from '../domain/status.js';
 import { writeFixtureModel } from '../hub/fixture-model.js';
-import { publishModelDirectory, TINY_MODEL_ID, tinyModelDir } from '../hub/tiny-model.js';
+import {
+  publishModelDirectory,
+  TINY_MODEL_ID,
+  TINY_MODEL_QUALITY_GATES,
+  tinyModelDir,
+  tinyModelServing,
+} from '../hub/tiny-model.js';
 import { demoKnowledgeBase } from './demo-knowledge.js';
 import { startEmbeddedStack } from './embedded-stack.js';
 import { type Conclusion, conclude, follow, startPromotion } from './pipelines.js';
@@ -52,20 +58,9 @@ function realEngineSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecIn
     hub: { provider: 'local', revision: 'master' },
     requestedBy: 'demo',
     quantization: { method: 'awq', bits: 4, groupSize: 128, calibrationSamples: 32 },
-    qualityGates: {
-      maxQualityDropPct: 5,
-      maxPerplexityIncreasePct: 5,
-      maxCandidateMemoryGb: 16,
-      minThroughputGain: 0.2,
-      evalSamples: 200,
-    },
-    serving: {
-      name: TINY_SERVICE,
-      minReplicas: 1,
-      maxReplicas: 1,
-      env: {},
-      vllm: { trustRemoteCode: false, maxModelLen: 4096 },
-    },
+    qualityGates: { ...TINY_MODEL_QUALITY_GATES },
+    // 4096: the RAG prompt of the knowledge-base step is long in a 8k-token vocabulary.
+    serving: tinyModelServing(TINY_SERVICE, 4096),
     canary: {
       steps: [25, 100],
       analysisWindowSeconds: 8,

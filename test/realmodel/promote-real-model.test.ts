@@ -10,7 +10,12 @@ import type { AnalysisResult } from '../../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../../src/domain/job-results.js';
 import type { PromotionSpecInput } from '../../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../../src/domain/status.js';
-import { TINY_MODEL_ID, tinyModelDir } from '../../src/hub/tiny-model.js';
+import {
+  TINY_MODEL_ID,
+  TINY_MODEL_QUALITY_GATES,
+  tinyModelDir,
+  tinyModelServing,
+} from '../../src/hub/tiny-model.js';
 import type { PromotionComparison } from '../../src/loadtest/promotion-comparison.js';
 import { repoRoot } from '../../src/runtime/entrypoints.js';
 import { createArtifactStore } from '../../src/storage/index.js';
@@ -36,15 +41,7 @@ let prometheus: TestPrometheus;
 let store: ArtifactStore;
 let workers: { stop(): Promise<void> } | undefined;
 
-/** Gates sized for a 6.6 M-parameter model on the CPU (see the README's real-engine section). */
-const tinyModelGates = {
-  maxQualityDropPct: 5,
-  maxPerplexityIncreasePct: 5,
-  maxCandidateMemoryGb: 16,
-  // transformers decompresses int4 to bf16 on the CPU: no throughput gain is expected there.
-  minThroughputGain: 0.2,
-  evalSamples: 200,
-};
+const tinyModelGates = TINY_MODEL_QUALITY_GATES;
 
 function spec(overrides: Partial<PromotionSpecInput> = {}): PromotionSpecInput {
   return {
@@ -52,13 +49,7 @@ function spec(overrides: Partial<PromotionSpecInput> = {}): PromotionSpecInput {
     hub: { provider: 'modelscope', revision: 'master' },
     quantization: { method: 'awq', bits: 4, groupSize: 128, calibrationSamples: 32 },
     qualityGates: tinyModelGates,
-    serving: {
-      ...SERVICE,
-      minReplicas: 1,
-      maxReplicas: 1,
-      env: {},
-      vllm: { trustRemoteCode: false, maxModelLen: 2048 },
-    },
+    serving: { namespace: SERVICE.namespace, ...tinyModelServing(SERVICE.name, 2048) },
     canary: {
       steps: [50, 100],
       analysisWindowSeconds: 8,
