@@ -263,6 +263,34 @@ describe('sandbox Jobs', () => {
     expect((await cluster.jobs()).find((j) => j.spec.name === 'fail-me')?.launches).toBe(2);
   });
 
+  it("fails at once, without retries, a Job that exits 2 (bad input: the templates' podFailurePolicy)", async () => {
+    await cluster.backend.createJob(
+      spec('too-few-items', {
+        template: 'evaluate',
+        args: [
+          '--baseline-uri',
+          store.uri('models/qwen/Qwen-7B-Chat/master'),
+          '--candidate-uri',
+          store.uri('models/qwen/Qwen-7B-Chat/master'),
+          '--samples',
+          '24',
+          '--min-samples',
+          '200',
+          '--result-uri',
+          store.uri('results/too-few.json'),
+        ],
+        backoffLimit: 3,
+      }),
+    );
+    const done = await wait('too-few-items');
+    expect(done).toMatchObject({ phase: 'Failed', attempts: 1 });
+    expect(done.message).toMatch(
+      /^PodFailurePolicy: attempt 1 exited with code 2 \(bad input; not retried\)/,
+    );
+    expect(done.message).toContain('--samples 24 is fewer than the 200 items the quality gate needs');
+    expect((await cluster.jobs()).find((j) => j.spec.name === 'too-few-items')?.launches).toBe(1);
+  });
+
   it('retries a failed attempt within backoffLimit and succeeds', async () => {
     await cluster.backend.createJob(
       spec('retry-me', {
