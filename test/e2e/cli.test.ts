@@ -59,7 +59,9 @@ const fastCanary = [
   ...['--set', 'canary.analysisWindowSeconds=2'],
   ...['--set', 'canary.minSamples=8'],
   ...['--set', 'canary.probe={"requestsPerSecond":10,"maxTokens":8,"concurrency":8}'],
-  ...['--set', 'canary.slo={"p99LatencyMs":1500,"maxLatencyRatioVsStable":4}'],
+  // The ratio limit is wide because p99 of ~20 probes is their maximum, and two busy cores
+  // have moved it 5x; the 3 s fault breaks the 1.5 s SLO whatever the ratio says.
+  ...['--set', 'canary.slo={"p99LatencyMs":1500,"maxLatencyRatioVsStable":20}'],
 ];
 
 const fastPromotion = [

@@ -20,10 +20,11 @@ const timing = { ttftMs: 100, tpotMs: 8, jitterSigma: 0.1 };
 beforeAll(async () => {
   stable = await startSimulator({ ...timing, revision: 'stable-00001', seed: 1 });
   equalCanary = await startSimulator({ ...timing, revision: 'canary-equal', seed: 2 });
-  // Twice the latency everywhere: first token and every token after it.
+  // Four times the latency everywhere: first token and every token after it. Far beyond the
+  // 2x limit even when host noise inflates the ratio of two equal revisions to ~1.6.
   slowCanary = await startSimulator({
-    ttftMs: 200,
-    tpotMs: 16,
+    ttftMs: 400,
+    tpotMs: 32,
     jitterSigma: 0.1,
     revision: 'canary-slow',
     seed: 3,
@@ -47,7 +48,7 @@ function request(
     windowSeconds: 4,
     minSamples: 100,
     probe: { requestsPerSecond: 50, maxTokens: 8, concurrency: 64 },
-    slo: sloSchema.parse({ p99LatencyMs: 1000, maxErrorRatePct: 1, maxLatencyRatioVsStable: 1.5 }),
+    slo: sloSchema.parse({ p99LatencyMs: 3000, maxErrorRatePct: 1, maxLatencyRatioVsStable: 2 }),
     ...overrides,
   };
 }
@@ -68,12 +69,12 @@ describe('probe canary analysis', () => {
     expect(equalCanary.stats().requests.completed).toBeGreaterThanOrEqual(100);
   });
 
-  it('fails a canary with twice the latency', async () => {
+  it('fails a canary with four times the latency', async () => {
     const result = await analyzer.analyse(request(slowCanary, { step: 1 }));
     expect(result.verdict, result.reasons.join('\n')).toBe('fail');
     expect(result.reasons[0]).toMatch(/canary p99 (E2E|TTFT) .* is \d\.\d\dx the stable's/);
     const ratio = result.checks.find((c) => c.metric === 'p99_latency_ratio_vs_stable');
-    expect(ratio?.value).toBeGreaterThan(1.5);
+    expect(ratio?.value).toBeGreaterThan(2);
   });
 
   it('is inconclusive when the window yields too few samples', async () => {
