@@ -94,6 +94,9 @@ export interface MarkCandidateRejectedInput {
   actor: string;
 }
 
+/** Failure type of renewServingTarget / holdServingTarget when the lease is no longer ours. */
+export const SERVING_LEASE_LOST = 'ServingLeaseLost';
+
 export interface ServingActionInput {
   workflowId: string;
   ref: ServingRef;
@@ -109,6 +112,15 @@ export interface ShiftTrafficInput extends ServingActionInput {
 export interface ClaimResult {
   claimed: boolean;
   holder?: string;
+  /** Set when an expired lease of another workflow was taken over. */
+  previousHolder?: string;
+  /** Duration of the lease; the holder must renew it (holdServingTarget) within that. */
+  leaseSeconds?: number;
+}
+
+export interface RenewResult {
+  leaseSeconds: number;
+  renewedAt: string;
 }
 
 export interface AnalyseStepInput extends ServingActionInput {
@@ -143,6 +155,18 @@ export interface PromotionActivities {
 export interface ServingActivities {
   claimServingTarget(input: ServingActionInput): Promise<ClaimResult>;
   releaseServingTarget(input: ServingActionInput): Promise<void>;
+  /**
+   * Renews the rollout lease once (idempotent). Fails non-retryably with type
+   * SERVING_LEASE_LOST when another workflow took the lease over or an operator broke it.
+   */
+  renewServingTarget(input: ServingActionInput): Promise<RenewResult>;
+  /**
+   * Holds the rollout lease: renews it every third of its duration, heartbeating, until
+   * cancelled (then it returns the renewal count). Fails non-retryably with type
+   * SERVING_LEASE_LOST as soon as a renewal is refused. Start it right after a successful
+   * claim and cancel it before releasing.
+   */
+  holdServingTarget(input: ServingActionInput): Promise<{ renewals: number }>;
   describeServing(input: ServingActionInput): Promise<ServingStatus | null>;
   ensureStableService(
     input: ServingActionInput & { revision: ServingRevisionSpec; timeoutSeconds: number },

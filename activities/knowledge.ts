@@ -45,6 +45,11 @@ export interface KnowledgeActivityDeps {
   audit?: AuditLog;
   /** How often long phases heartbeat while waiting on the database, ms. */
   heartbeatIntervalMs?: number;
+  /**
+   * Directories a "directory" source may be under (config.confinement.knowledgeRoots): the
+   * path comes from workflow input, so the worker confines it. Empty: directories refused.
+   */
+  directoryRoots: readonly string[];
 }
 
 export interface PhaseInput {
@@ -101,21 +106,43 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
   const indexerFor = (request: ReindexRequest) =>
     new KnowledgeIndexer({
       store: new PgVectorStore(deps.pool(), { table: request.table, logger: deps.logger }),
-      source: createKnowledgeSource(request.source, deps.store),
+      source: createKnowledgeSource(request.source, deps.store, { directoryRoots: deps.directoryRoots }),
       embedder: deps.embedder,
       logger: deps.logger,
     });
 
-  /** Runs `fn`, heartbeating meanwhile (a CREATE INDEX can take many minutes). */
-  async function withHeartbeats<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Keeps the run's lease on the base renewed while an activity runs (every third of its
+   * TTL): the lease is heartbeat-renewed, so a run terminated mid-phase stops renewing and
+   * frees the base one TTL later (90 s by default) instead of holding it for hours.
+   */
+  function renewLease(request: ReindexRequest, runId: string): () => void {
+    const store = new PgVectorStore(deps.pool(), { table: request.table, logger: deps.logger });
+    return store.keepLeaseRenewed(
+      { runId, ttlSeconds: request.leaseTtlSeconds },
+      {
+        onLost: (err) =>
+          deps.logger.warn({ runId, table: request.table }, `${err.message}; its next write will fail`),
+      },
+    );
+  }
+
+  /** Runs `fn`, heartbeating and renewing the lease meanwhile (a CREATE INDEX can take many minutes). */
+  async function withHeartbeats<T>(
+    phase: string,
+    fn: () => Promise<T>,
+    lease?: { request: ReindexRequest; runId: string },
+  ): Promise<T> {
     const context = Context.current();
     const timer = setInterval(() => context.heartbeat({ phase }), heartbeatEvery);
+    const stopRenewing = lease ? renewLease(lease.request, lease.runId) : undefined;
     try {
       return await fn();
     } catch (err) {
       throw mapError(err);
     } finally {
       clearInterval(timer);
+      stopRenewing?.();
     }
   }
 
@@ -131,7 +158,10 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
           throw mapError(err);
         }
       })();
-      return withHeartbeats('prepare', () => indexerFor(request).begin(request, input.runId));
+      return withHeartbeats('prepare', () => indexerFor(request).begin(request, input.runId), {
+        request,
+        runId: input.runId,
+      });
     },
 
     async indexKnowledgeSourceBatch(input: PhaseInput & { position: number }): Promise<BatchResult> {
@@ -148,6 +178,7 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         chunksInBatch: 0,
       };
       const timer = setInterval(() => context.heartbeat(last), heartbeatEvery);
+      const stopRenewing = renewLease(request, input.plan.runId);
       try {
         const sourcesLeft = request.batch.sourcesPerActivity - (last.position - input.position);
         const result = await indexerFor(request).indexBatch(input.plan, request, Math.max(1, sourcesLeft), {
@@ -171,39 +202,55 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         throw mapError(err);
       } finally {
         clearInterval(timer);
+        stopRenewing();
       }
     },
 
     async removeDeletedKnowledgeSources(input: PhaseInput) {
       const request = parseRequest(input.request);
-      return withHeartbeats('sweep', () => indexerFor(request).removeDeletedSources(input.plan, request));
+      return withHeartbeats('sweep', () => indexerFor(request).removeDeletedSources(input.plan, request), {
+        request,
+        runId: input.plan.runId,
+      });
     },
 
     async buildKnowledgeVectorIndex(input: PhaseInput) {
       const request = parseRequest(input.request);
-      return withHeartbeats('build-index', () => indexerFor(request).buildIndex(input.plan, request));
+      return withHeartbeats('build-index', () => indexerFor(request).buildIndex(input.plan, request), {
+        request,
+        runId: input.plan.runId,
+      });
     },
 
     async verifyKnowledgeShadow(input: PhaseInput & { expectedRows: number }): Promise<VerificationResult> {
       const request = parseRequest(input.request);
-      return withHeartbeats('verify', () =>
-        indexerFor(request).verify(input.plan, request, input.expectedRows),
+      return withHeartbeats(
+        'verify',
+        () => indexerFor(request).verify(input.plan, request, input.expectedRows),
+        {
+          request,
+          runId: input.plan.runId,
+        },
       );
     },
 
     async swapKnowledgeGeneration(input: PhaseInput) {
       const request = parseRequest(input.request);
-      return withHeartbeats('swap', async () => {
-        const swapped = await indexerFor(request).swap(input.plan, request);
-        await deps.audit?.record({
-          actor: request.requestedBy,
-          action: 'knowledge.swap-generation',
-          workflowId: Context.current().info.workflowExecution?.workflowId,
-          target: `knowledge ${input.plan.table}`,
-          details: { runId: input.plan.runId, generation: input.plan.generation, ...swapped },
-        });
-        return swapped;
-      });
+      return withHeartbeats(
+        'swap',
+        async () => {
+          const swapped = await indexerFor(request).swap(input.plan, request);
+          await deps.audit?.record({
+            actor: request.requestedBy,
+            action: 'knowledge.swap-generation',
+            workflowId: Context.current().info.workflowExecution?.workflowId,
+            target: `knowledge ${input.plan.table}`,
+            details: { runId: input.plan.runId, generation: input.plan.generation, ...swapped },
+          });
+          return swapped;
+        },
+        { request, runId: input.plan.runId },
+      );
     },
 
     /** Releases the base and stores the report (reports/knowledge/<run>.json) when a store is set. */

@@ -1,5 +1,6 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from '../src/analysis/port.js';
+import { type ConfinementPolicy, confineUrl } from '../src/config/confinement.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { LoadTestRequestInput } from '../src/domain/load-test.js';
 import { assertStorageKey } from '../src/domain/validation.js';
@@ -44,6 +45,11 @@ export interface LoadTestActivityDeps {
   logger?: Logger;
   /** Bearer token for the endpoints under test (from the environment, never from input). */
   apiKey?: string;
+  /**
+   * The worker's confinement (config.confinement): these activities take URLs and prompt
+   * file paths from workflow input, so targets must be allowlisted and files under a root.
+   */
+  confinement: Pick<ConfinementPolicy, 'promptRoots' | 'loadTestTargets'>;
 }
 
 /** Errors of the load generator as Temporal failures, with the retry behaviour they deserve. */
@@ -76,6 +82,7 @@ export function createLoadTestActivities(deps: LoadTestActivityDeps) {
             logger: deps.logger,
             apiKey: deps.apiKey,
             id: input.reportId,
+            confinement: deps.confinement,
           });
           return {
             ...verdict,
@@ -94,6 +101,12 @@ export function createLoadTestActivities(deps: LoadTestActivityDeps) {
     analyseCanaryEndpoints(request: CanaryAnalysisRequest): Promise<AnalysisResult> {
       return heartbeating(async (hooks) => {
         const analysisHooks: AnalysisHooks = { signal: hooks.signal, onProgress: hooks.onProgress };
+        // Both endpoints come from input: the same allowlist as a load test's target.
+        const targets = deps.confinement.loadTestTargets;
+        confineUrl(request.canary?.baseUrl ?? '', targets, 'canary analysis request', 'canary.baseUrl');
+        if (request.stable) {
+          confineUrl(request.stable.baseUrl, targets, 'canary analysis request', 'stable.baseUrl');
+        }
         try {
           return await deps.analyzer.analyse(request, analysisHooks);
         } catch (error) {

@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ClusterError } from '../src/cluster/port.js';
 import { InputValidationError } from '../src/domain/validation.js';
 import { HubError } from '../src/hub/port.js';
@@ -37,6 +37,10 @@ export async function heartbeating<T>(work: (hooks: ActivityHooks) => Promise<T>
       },
     });
   } catch (err) {
+    // Work that stopped because the activity was cancelled reports a cancellation, whatever
+    // error the interrupted wait raised, so the workflow sees Cancelled rather than a failure.
+    const reason = ctx.cancellationSignal.aborted ? ctx.cancellationSignal.reason : undefined;
+    if (reason instanceof CancelledFailure) throw reason;
     throw toTemporalFailure(err);
   } finally {
     clearInterval(timer);

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { startPromotion } from '../src/cli/pipelines.js';
 import type { ServiceView } from '../src/cluster/sandbox/api.js';
+import { readTokenFile } from '../src/cluster/sandbox/auth.js';
 import { SandboxClusterBackend } from '../src/cluster/sandbox/backend.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import { parsePromotionSpec } from '../src/domain/promotion-spec.js';
@@ -31,9 +32,14 @@ import { startBenchStack } from './stack.js';
 
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
 
-async function serviceView(sandboxUrl: string, namespace: string, name: string): Promise<ServiceView> {
+async function serviceView(
+  sandbox: { url: string; tokenFile: string },
+  namespace: string,
+  name: string,
+): Promise<ServiceView> {
   const response = await fetch(
-    `${sandboxUrl}/apis/serving.kserve.io/v1beta1/namespaces/${namespace}/inferenceservices/${name}`,
+    `${sandbox.url}/apis/serving.kserve.io/v1beta1/namespaces/${namespace}/inferenceservices/${name}`,
+    { headers: { authorization: `Bearer ${readTokenFile(sandbox.tokenFile) ?? ''}` } },
   );
   if (!response.ok) throw new Error(`service ${namespace}/${name}: ${response.status}`);
   return (await response.json()) as ServiceView;
@@ -57,9 +63,9 @@ async function decodeTokensPerSecond(url: string, model: string): Promise<number
 export async function runRealModelBench(): Promise<Record<string, number>> {
   const stack = await startBenchStack('realmodel', { sandboxEnv: { QWENOPS_ENGINE: 'vllm' } });
   const { env, config } = stack;
-  const sandbox = { url: stack.sandboxUrl };
+  const sandbox = { url: stack.sandboxUrl, tokenFile: config.cluster.sandboxTokenFile };
   await publishModelDirectory(config.hub.mirrorDir, TINY_MODEL_ID, 'master', tinyModelDir());
-  const backend = new SandboxClusterBackend({ url: sandbox.url });
+  const backend = new SandboxClusterBackend(sandbox);
   try {
     const spec = parsePromotionSpec({
       model: TINY_MODEL_ID,
@@ -88,7 +94,7 @@ export async function runRealModelBench(): Promise<Record<string, number>> {
       store.keyFromUri(result.status.reportUri as string),
     );
     const { quantization, evaluation } = report;
-    const promoted = await serviceView(sandbox.url, spec.serving.namespace, spec.serving.name);
+    const promoted = await serviceView(sandbox, spec.serving.namespace, spec.serving.name);
     // The bf16 baseline started first (bootstrapped stable, now replaced: in the history), the
     // AWQ canary second (live now); each with the start-up its own revision measured.
     const awqRevision = promoted.revisions[0];
@@ -104,7 +110,7 @@ export async function runRealModelBench(): Promise<Record<string, number>> {
       buildRevisionSpec(spec.serving, evaluation.baseline.modelUri, { quantized: false, labels: {} }),
     );
     await backend.waitForTraffic(baselineRef, undefined, { deadline: Date.now() + 300_000 });
-    const baselineView = await serviceView(sandbox.url, baselineRef.namespace, baselineRef.name);
+    const baselineView = await serviceView(sandbox, baselineRef.namespace, baselineRef.name);
     const bf16Revision = baselineView.revisions[0];
     const awqTokS = await decodeTokensPerSecond(awqRevision?.url as string, spec.serving.name);
     const bf16TokS = await decodeTokensPerSecond(bf16Revision?.url as string, spec.serving.name);

@@ -39,7 +39,9 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
     namespace: config.cluster.jobNamespace,
     storeAccess: jobStoreAccess(config.store),
   });
-  const serving = new ServingService(cluster, audit, store);
+  const serving = new ServingService(cluster, audit, store, {
+    leaseSeconds: config.cluster.rolloutLeaseSeconds,
+  });
   const reports = new PromotionReportService(store);
   const analyzer = createCanaryAnalyzer(config.analysis, { logger });
 
@@ -65,10 +67,16 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
     logger,
     store,
     audit,
+    directoryRoots: config.confinement.knowledgeRoots,
   });
 
   // The loadTest workflow's activities (run a test against any URL, analyse two endpoints).
-  const loadTestActivities = createLoadTestActivities({ store, analyzer, logger });
+  const loadTestActivities = createLoadTestActivities({
+    store,
+    analyzer,
+    logger,
+    confinement: config.confinement,
+  });
 
   const byQueue: Record<TaskQueueName, ActivityMap> = {
     default: {

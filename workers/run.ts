@@ -1,5 +1,6 @@
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { loadConfig, type QwenopsConfig, redactConfig } from '../src/config/config.js';
+import { assertProductionSettings } from '../src/config/production.js';
 import { createLogger, type Logger } from '../src/observability/logger.js';
 import { modulePath } from '../src/runtime/entrypoints.js';
 import { createDataConverter } from '../src/temporal/data-converter.js';
@@ -37,6 +38,14 @@ function sdkLogger(logger: Logger) {
 export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   const config = options.config ?? loadConfig();
   const logger = createLogger('qwenops-worker', config.log.level);
+  // Kubernetes mode: no silent fallback to the embedded stack's stand-ins (lexical embedder,
+  // loopback database, pod-local store); every missing setting is named, before anything starts.
+  try {
+    assertProductionSettings(config, options.queues);
+  } catch (error) {
+    logger.fatal({ queues: options.queues, error: (error as Error).message }, 'refusing to start');
+    throw error;
+  }
   logger.info({ config: redactConfig(config), queues: options.queues }, 'starting workers');
   Runtime.install({
     logger: sdkLogger(logger),

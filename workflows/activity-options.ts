@@ -16,6 +16,13 @@ const NON_RETRYABLE = [
   'Unsupported',
 ];
 
+/**
+ * How long an activity may wait in its task queue for a worker. A queue nobody polls (a
+ * worker Deployment missing or scaled to zero) then fails the stage with a
+ * ScheduleToStart timeout naming the activity, instead of waiting forever in silence.
+ */
+export const QUEUE_WAIT_TIMEOUT = '10m';
+
 const retry = (maximumAttempts: number) => ({
   initialInterval: '1s',
   backoffCoefficient: 2,
@@ -53,11 +60,13 @@ export function promotionActivities(t: StageTimeouts) {
     Pick<PromotionActivities, 'resolveModel' | 'writePromotionReport' | 'markCandidateRejected'>
   >({
     taskQueue: TASK_QUEUES.default,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: '2m',
     retry: retry(5),
   });
   const download = proxyActivities<Pick<PromotionActivities, 'downloadModel'>>({
     taskQueue: TASK_QUEUES.gpuJobs,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: '6h',
     heartbeatTimeout,
     retry: retry(10),
@@ -66,6 +75,7 @@ export function promotionActivities(t: StageTimeouts) {
   // deleted the Job it started, so compensation never races a still-running Job.
   const gpu = proxyActivities<Pick<PromotionActivities, 'quantizeModelAwq' | 'evaluateModelQuality'>>({
     taskQueue: TASK_QUEUES.gpuJobs,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: `${t.gpuJobTimeoutSeconds + 600}s`,
     heartbeatTimeout,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -73,6 +83,7 @@ export function promotionActivities(t: StageTimeouts) {
   });
   const cleanup = proxyActivities<Pick<PromotionActivities, 'deleteGpuJob'>>({
     taskQueue: TASK_QUEUES.gpuJobs,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: '2m',
     retry: retry(10),
   });
@@ -103,23 +114,46 @@ export function servingActivities(t: StageTimeouts) {
     >
   >({
     taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: `${t.shiftTimeoutSeconds + 120}s`,
     heartbeatTimeout,
+    // An abort waits until a cancelled shift or rollback has really stopped, so the
+    // compensation that follows reads the cluster as the activity left it, never a change
+    // still in flight.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: retry(10),
   });
   const analysis = proxyActivities<Pick<ServingActivities, 'analyseCanaryStep'>>({
     taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: `${t.analysisWindowSeconds + 180}s`,
     heartbeatTimeout,
     retry: retry(3),
   });
   const loadTest = proxyActivities<Pick<ServingActivities, 'runLoadTest'>>({
     taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: `${t.loadTestSeconds + 300}s`,
     heartbeatTimeout,
     retry: retry(3),
   });
+  // Holds the rollout lease for as long as the rollout runs: one heartbeating activity that
+  // renews it, so days at an approval gate add no history. Its heartbeat timeout is well
+  // under the lease duration, so a dead worker's hold moves to a live one in time.
+  const lease = proxyActivities<Pick<ServingActivities, 'holdServingTarget'>>({
+    taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    startToCloseTimeout: '30d',
+    heartbeatTimeout: '30s',
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '10s',
+      nonRetryableErrorTypes: [...NON_RETRYABLE, FAILURE_TYPES.servingLeaseLost],
+    },
+  });
   return {
+    holdServingTarget: lease.holdServingTarget,
     claimServingTarget: control.claimServingTarget,
     releaseServingTarget: control.releaseServingTarget,
     describeServing: control.describeServing,

@@ -17,7 +17,7 @@ import { promotionActivities, servingActivities, stageTimeouts } from './activit
 import { PipelineControl } from './control.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
 import { endInFailure, invalidInput, rootMessage } from './failures.js';
-import { applyTraffic, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
+import { applyTraffic, holdRolloutLease, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
 import { Saga } from './saga.js';
 
 export interface CanaryReleaseResult {
@@ -46,6 +46,8 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
   upsertSearchAttributes([
     { key: SEARCH_ATTRIBUTES.service, value: `${ref.namespace}/${ref.name}` },
     { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
+    // A reset run starts with the attributes of the run it replaces: no stale reason.
+    { key: SEARCH_ATTRIBUTES.reason, value: null },
   ]);
   const timeouts = stageTimeouts(spec);
 
@@ -85,7 +87,11 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
           nonRetryable: true,
         });
       }
-      saga.add('releaseServingTarget', () => serving.releaseServingTarget({ workflowId, ref, actor }));
+      holdRolloutLease(control, serving, { workflowId, ref, actor });
+      saga.add('releaseServingTarget', () => {
+        control.stopLeaseHold();
+        return serving.releaseServingTarget({ workflowId, ref, actor });
+      });
       const current = await serving.describeServing({ workflowId, ref, actor });
       if (!current) {
         throw ApplicationFailure.create({

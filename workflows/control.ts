@@ -6,11 +6,21 @@ import {
   ApplicationFailure,
   type CancellationScope,
   condition,
+  log,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AnalysisResult } from '../src/domain/analysis.js';
+import {
+  type AbortRequest,
+  type ActorRequest,
+  CONTROL_SCHEMAS,
+  type ControlSchema,
+  type Decision,
+  parseControlPayload,
+  type TrafficStepRequest,
+} from '../src/domain/control.js';
 import type {
   CompensationRecord,
   Outcome,
@@ -21,12 +31,10 @@ import type {
 } from '../src/domain/status.js';
 import { clipUtf8 } from '../src/domain/units.js';
 import {
-  type AbortRequest,
   abortSignal,
   abortUpdate,
   approveSignal,
   approveUpdate,
-  type Decision,
   FAILURE_TYPES,
   pauseSignal,
   pauseUpdate,
@@ -45,6 +53,12 @@ export function nowIso(): string {
   return new Date().toISOString();
 }
 
+/** How many ignored signals the status keeps (newest last). */
+const IGNORED_SIGNALS_KEPT = 10;
+
+/** Stages a pause applies to: the rollout up to, not including, the promote step. */
+const PAUSABLE_STAGES = new Set(['canary', 'load-test', 'approve-promote']);
+
 export type DecisionOutcome =
   | { kind: 'approved'; by: string }
   | { kind: 'rejected'; by: string; reason: string }
@@ -60,6 +74,8 @@ export class PipelineControl {
   /** Canary steps of the plan, set once the canary starts (for setTrafficStep validation). */
   canarySteps: readonly number[] = [];
   canaryStepIndex = -1;
+  /** Set while the promote step runs: production is being switched, an abort is refused. */
+  committing = false;
 
   constructor(init: {
     kind: PipelineStatus['kind'];
@@ -168,129 +184,144 @@ export class PipelineControl {
   install(): void {
     setHandler(statusQuery, () => this.status);
 
-    const approve = (d?: Decision) => this.answer({ kind: 'approved', by: d?.by ?? 'unknown' });
-    const reject = (d?: Decision) =>
-      this.answer({ kind: 'rejected', by: d?.by ?? 'unknown', reason: d?.comment ?? 'rejected by a human' });
-    const abort = (r?: AbortRequest) =>
-      this.requestAbort(r?.by ?? 'unknown', r?.reason ?? 'aborted by a human');
-    const pause = (d?: Decision) => this.setPaused(true, d?.by);
-    const resume = (d?: Decision) => this.setPaused(false, d?.by);
+    // Signals cannot be refused, so a payload that does not parse, or an action that makes
+    // no sense now, is recorded as ignored and changes nothing. Updates run the same checks
+    // in their validator and refuse with the reason instead.
+    const viaSignal =
+      <T>(name: string, schema: ControlSchema<T>, act: (value: T) => void, check: (value: T) => void) =>
+      (payload: unknown) => {
+        const parsed = parseControlPayload(schema.schema, payload, { optional: schema.optional });
+        if (!parsed.ok) return this.ignoreSignal(name, parsed.problem);
+        try {
+          check(parsed.value);
+        } catch (err) {
+          return this.ignoreSignal(name, (err as Error).message);
+        }
+        act(parsed.value);
+      };
+    const validator =
+      <T>(schema: ControlSchema<T>, check: (value: T) => void) =>
+      (payload: unknown) => {
+        const parsed = parseControlPayload(schema.schema, payload, { optional: schema.optional });
+        if (!parsed.ok) throw new Error(`invalid payload: ${parsed.problem}`);
+        check(parsed.value);
+      };
+    const viaUpdate =
+      <T>(schema: ControlSchema<T>, act: (value: T) => void) =>
+      (payload: unknown) => {
+        // The validator accepted it; parsing again yields the cleaned value.
+        const parsed = parseControlPayload(schema.schema, payload, { optional: schema.optional });
+        if (!parsed.ok) throw ApplicationFailure.create({ message: `invalid payload: ${parsed.problem}` });
+        act(parsed.value);
+        return this.status;
+      };
 
-    // Signals can't be refused, so they apply only when they make sense and are otherwise ignored.
-    setHandler(approveSignal, (d) => {
-      if (this.status.pendingDecision) approve(d);
-    });
-    setHandler(rejectSignal, (d) => {
-      if (this.status.pendingDecision) reject(d);
-    });
-    setHandler(abortSignal, (r) => {
-      if (this.canAbort()) abort(r);
-    });
-    setHandler(pauseSignal, (d) => {
-      if (this.canPause()) pause(d);
-    });
-    setHandler(resumeSignal, (d) => {
-      if (this.status.paused) resume(d);
-    });
+    const { decision, abort: abortRequest, actor: actorRequest, trafficStep: stepRequest } = CONTROL_SCHEMAS;
 
-    const requireDecision = (_decision?: Decision) => {
-      if (!this.status.pendingDecision) {
-        throw new Error(
-          `nothing is waiting for a decision (stage: ${this.status.stage}, outcome: ${this.status.outcome})`,
-        );
-      }
+    const approve = (d: Decision) => this.answer({ kind: 'approved', by: d.by ?? 'unknown' });
+    const reject = (d: Decision) =>
+      this.answer({ kind: 'rejected', by: d.by ?? 'unknown', reason: d.comment ?? 'rejected by a human' });
+    const abort = (r: AbortRequest) => this.requestAbort(r.by ?? 'unknown', r.reason ?? 'aborted by a human');
+    const pause = (r: ActorRequest) => this.setPaused(true, r.by);
+    const resume = (r: ActorRequest) => this.setPaused(false, r.by);
+    const setStep = (r: TrafficStepRequest) => {
+      this.requestedPercent = r.percent;
     };
-    setHandler(
-      approveUpdate,
-      (d) => {
-        approve(d);
-        return this.status;
-      },
-      { validator: requireDecision },
-    );
-    setHandler(
-      rejectUpdate,
-      (d) => {
-        reject(d);
-        return this.status;
-      },
-      { validator: requireDecision },
-    );
-    setHandler(
-      abortUpdate,
-      (r) => {
-        abort(r);
-        return this.status;
-      },
-      {
-        validator: (_request?: AbortRequest) => {
-          if (!this.canAbort()) throw new Error(`cannot abort: the pipeline is ${this.describeState()}`);
-        },
-      },
-    );
-    setHandler(
-      pauseUpdate,
-      (d) => {
-        pause(d);
-        return this.status;
-      },
-      {
-        validator: (_decision?: Decision) => {
-          if (!this.canPause()) {
-            throw new Error(
-              `cannot pause: pausing applies to a running canary (stage: ${this.status.stage}, paused: ${this.status.paused})`,
-            );
-          }
-        },
-      },
-    );
-    setHandler(
-      resumeUpdate,
-      (d) => {
-        resume(d);
-        return this.status;
-      },
-      {
-        validator: (_decision?: Decision) => {
-          if (!this.status.paused) throw new Error('cannot resume: not paused');
-        },
-      },
-    );
-    setHandler(
-      setTrafficStepUpdate,
-      (req) => {
-        this.requestedPercent = req.percent;
-        return this.status;
-      },
-      {
-        validator: (req) => {
-          if (this.status.stage !== 'canary' || this.canaryStepIndex < 0) {
-            throw new Error('cannot set the traffic step: no canary is running');
-          }
-          if (!req || typeof req.percent !== 'number' || !this.canarySteps.includes(req.percent)) {
-            throw new Error(`percent must be one of the plan's steps: ${this.canarySteps.join(', ')}`);
-          }
-          const current = this.canarySteps[this.canaryStepIndex] ?? 0;
-          if (req.percent <= current) {
-            throw new Error(`percent must be above the current step (${current}%); use abort to roll back`);
-          }
-        },
-      },
-    );
+
+    const checkDecision = (d: Decision) => this.checkDecision(d);
+    const checkAbort = () => this.checkAbort();
+    const checkPause = () => this.checkPause();
+    const checkResume = () => {
+      if (!this.status.paused) throw new Error('cannot resume: not paused');
+    };
+    const checkStep = (r: TrafficStepRequest) => this.checkTrafficStep(r);
+
+    setHandler(approveSignal, viaSignal('approve', decision, approve, checkDecision));
+    setHandler(rejectSignal, viaSignal('reject', decision, reject, checkDecision));
+    setHandler(abortSignal, viaSignal('abort', abortRequest, abort, checkAbort));
+    setHandler(pauseSignal, viaSignal('pause', actorRequest, pause, checkPause));
+    setHandler(resumeSignal, viaSignal('resume', actorRequest, resume, checkResume));
+
+    setHandler(approveUpdate, viaUpdate(decision, approve), {
+      validator: validator(decision, checkDecision),
+    });
+    setHandler(rejectUpdate, viaUpdate(decision, reject), { validator: validator(decision, checkDecision) });
+    setHandler(abortUpdate, viaUpdate(abortRequest, abort), {
+      validator: validator(abortRequest, checkAbort),
+    });
+    setHandler(pauseUpdate, viaUpdate(actorRequest, pause), {
+      validator: validator(actorRequest, checkPause),
+    });
+    setHandler(resumeUpdate, viaUpdate(actorRequest, resume), {
+      validator: validator(actorRequest, checkResume),
+    });
+    setHandler(setTrafficStepUpdate, viaUpdate(stepRequest, setStep), {
+      validator: validator(stepRequest, checkStep),
+    });
+  }
+
+  /** Keeps the last few ignored signals visible in the status, and in the worker log. */
+  private ignoreSignal(name: string, problem: string): void {
+    const entry = `ignored signal ${name} at ${nowIso()}: ${clipUtf8(problem, 500)}`;
+    const list = this.status.ignoredSignals ?? [];
+    list.push(entry);
+    this.status.ignoredSignals = list.slice(-IGNORED_SIGNALS_KEPT);
+    log.warn('ignored signal', { signal: name, problem: clipUtf8(problem, 500) });
+  }
+
+  private checkDecision(d: Decision): void {
+    const pending = this.status.pendingDecision;
+    if (!pending) {
+      throw new Error(
+        `nothing is waiting for a decision (stage: ${this.status.stage}, outcome: ${this.status.outcome})`,
+      );
+    }
+    if (d.gate !== pending.gate) {
+      throw new Error(`the decision names gate ${d.gate}, but the pipeline waits at gate ${pending.gate}`);
+    }
+  }
+
+  private checkAbort(): void {
+    if (this.status.outcome !== 'running' || this.abortRequest) {
+      throw new Error(`cannot abort: the pipeline is ${this.describeState()}`);
+    }
+    if (this.committing) {
+      throw new Error(
+        'cannot abort: the promote step is making the candidate the stable revision; once it has finished, roll back with a new release of the previous revision',
+      );
+    }
+  }
+
+  private checkPause(): void {
+    if (
+      this.status.outcome !== 'running' ||
+      !PAUSABLE_STAGES.has(this.status.stage) ||
+      this.status.paused ||
+      this.committing
+    ) {
+      throw new Error(
+        `cannot pause: pausing applies to a rollout before its promote step (stage: ${this.status.stage}, paused: ${this.status.paused})`,
+      );
+    }
+  }
+
+  private checkTrafficStep(r: TrafficStepRequest): void {
+    if (this.status.stage !== 'canary' || this.canaryStepIndex < 0) {
+      throw new Error('cannot set the traffic step: no canary is running');
+    }
+    if (!this.canarySteps.includes(r.percent)) {
+      throw new Error(`percent must be one of the plan's steps: ${this.canarySteps.join(', ')}`);
+    }
+    const current = this.canarySteps[this.canaryStepIndex] ?? 0;
+    if (r.percent <= current) {
+      throw new Error(`percent must be above the current step (${current}%); use abort to roll back`);
+    }
   }
 
   private describeState(): string {
     return this.status.outcome === 'running'
       ? `at stage ${this.status.stage}`
       : `already ${this.status.outcome}`;
-  }
-
-  private canAbort(): boolean {
-    return this.status.outcome === 'running' && !this.abortRequest;
-  }
-
-  private canPause(): boolean {
-    return this.status.outcome === 'running' && this.status.stage === 'canary' && !this.status.paused;
   }
 
   private answer(outcome: DecisionOutcome): void {
@@ -303,6 +334,21 @@ export class PipelineControl {
       percent: this.status.progress.percent,
       message: paused ? `paused by ${by ?? 'unknown'}` : `resumed by ${by ?? 'unknown'}`,
     };
+  }
+
+  /** Stops renewing the rollout lease (set once the hold runs); call before releasing it. */
+  stopLeaseHold: () => void = () => {};
+  private leaseLostReason?: string;
+
+  /** The rollout lease is no longer ours: stop everything the pipeline does. */
+  loseLease(reason: string): void {
+    if (this.leaseLostReason || this.status.outcome !== 'running') return;
+    this.leaseLostReason = reason;
+    this.bodyScope?.cancel();
+  }
+
+  get leaseLost(): string | undefined {
+    return this.leaseLostReason;
   }
 
   private requestAbort(by: string, reason: string): void {

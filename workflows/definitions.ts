@@ -4,6 +4,7 @@
 
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AbortRequest, ActorRequest, Decision, TrafficStepRequest } from '../src/domain/control.js';
 import type { ReindexStatus } from '../src/domain/knowledge.js';
 import type { PipelineStatus } from '../src/domain/status.js';
 
@@ -18,35 +19,28 @@ export const TASK_QUEUES = {
   knowledge: 'qwenops.knowledge',
 } as const;
 
-export interface Decision {
-  /** Who decided (user name, "ci", "demo"); goes into the audit record. */
-  by?: string;
-  comment?: string;
-}
-
-export interface AbortRequest {
-  by?: string;
-  reason?: string;
-}
+// Payload shapes and their schemas live in src/domain/control.ts: every handler parses its
+// payload before acting, since the Temporal UI sends free JSON.
+export type { AbortRequest, ActorRequest, Decision, TrafficStepRequest } from '../src/domain/control.js';
 
 // Signals: fire-and-forget, what the Temporal UI's "Send a Signal" uses.
-export const approveSignal = defineSignal<[Decision?]>('approve');
-export const rejectSignal = defineSignal<[Decision?]>('reject');
+// A decision names the gate it answers ({"gate": "before-canary", "by": "alice"}), so a late
+// answer meant for one gate can never answer the next.
+export const approveSignal = defineSignal<[Decision]>('approve');
+export const rejectSignal = defineSignal<[Decision]>('reject');
 export const abortSignal = defineSignal<[AbortRequest?]>('abort');
-export const pauseSignal = defineSignal<[Decision?]>('pause');
-export const resumeSignal = defineSignal<[Decision?]>('resume');
+export const pauseSignal = defineSignal<[ActorRequest?]>('pause');
+export const resumeSignal = defineSignal<[ActorRequest?]>('resume');
 
 // Updates: the same actions, validated (a wrong-moment action is refused with a reason)
 // and answered with the resulting status. The CLI and the demo use these.
 export const approveUpdate = defineUpdate<PipelineStatus, [Decision]>('approveGate');
 export const rejectUpdate = defineUpdate<PipelineStatus, [Decision]>('rejectGate');
 export const abortUpdate = defineUpdate<PipelineStatus, [AbortRequest]>('abortRollout');
-export const pauseUpdate = defineUpdate<PipelineStatus, [Decision]>('pauseRollout');
-export const resumeUpdate = defineUpdate<PipelineStatus, [Decision]>('resumeRollout');
+export const pauseUpdate = defineUpdate<PipelineStatus, [ActorRequest]>('pauseRollout');
+export const resumeUpdate = defineUpdate<PipelineStatus, [ActorRequest]>('resumeRollout');
 /** Jump the canary to a later step of its plan (operator override; analysis still runs). */
-export const setTrafficStepUpdate = defineUpdate<PipelineStatus, [{ percent: number; by?: string }]>(
-  'setTrafficStep',
-);
+export const setTrafficStepUpdate = defineUpdate<PipelineStatus, [TrafficStepRequest]>('setTrafficStep');
 
 export const statusQuery = defineQuery<PipelineStatus>('status');
 /** The `status` query of reindexKnowledgeBase (same name, knowledge-specific shape). */
@@ -73,6 +67,8 @@ export const FAILURE_TYPES = {
   loadTestSlo: 'LoadTestSloMissed',
   approvalTimeout: 'ApprovalTimedOut',
   serviceBusy: 'ServiceBusy',
+  /** The rollout lease was taken over (it had expired) or broken by an operator. */
+  servingLeaseLost: 'ServingLeaseLost',
   jobFailed: 'GpuJobFailed',
   /** Another re-index holds the knowledge base. */
   concurrentReindex: 'ConcurrentReindex',

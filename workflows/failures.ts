@@ -2,24 +2,43 @@
 // failure the workflow ends with.
 
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   isCancellation,
   TemporalFailure,
+  upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { Outcome } from '../src/domain/status.js';
+import { clipUtf8 } from '../src/domain/units.js';
 import { InputValidationError } from '../src/domain/validation.js';
 import type { PipelineControl } from './control.js';
-import { FAILURE_TYPES } from './definitions.js';
+import { FAILURE_TYPES, SEARCH_ATTRIBUTE_MAX_BYTES, SEARCH_ATTRIBUTES } from './definitions.js';
 import type { Saga } from './saga.js';
 
-/** The innermost message: an activity failure's cause is what the activity said. */
+/** Wrapper messages that say nothing about the cause. */
+const GENERIC_MESSAGES = new Set([
+  'Activity task failed',
+  'Child Workflow execution failed',
+  'Workflow execution failed',
+]);
+
+/**
+ * What went wrong, whole: every message along the cause chain, outermost first, without
+ * Temporal's generic wrappers and without repeating a message its parent already contains
+ * ("cannot reach the cluster at ...: connect ECONNREFUSED", not just the last part).
+ */
 export function rootMessage(err: unknown): string {
+  const messages: string[] = [];
   let current: unknown = err;
-  while (current instanceof TemporalFailure && current.cause) current = current.cause;
-  if (current instanceof Error) return current.message;
-  return String(current);
+  for (let depth = 0; current !== undefined && current !== null && depth < 10; depth++) {
+    const message = current instanceof Error ? current.message : String(current);
+    if (message && !GENERIC_MESSAGES.has(message) && !messages.some((m) => m.includes(message))) {
+      messages.push(message);
+    }
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return messages.join(': ') || (err instanceof Error ? err.message : String(err));
 }
 
 function applicationType(err: unknown): string | undefined {
@@ -38,7 +57,23 @@ export interface Classified {
   failure: unknown;
 }
 
-export function classifyFailure(err: unknown, abort: { by: string; reason: string } | undefined): Classified {
+export function classifyFailure(
+  err: unknown,
+  abort: { by: string; reason: string } | undefined,
+  leaseLost?: string,
+): Classified {
+  if (leaseLost) {
+    const reason = `lost the rollout lease: ${leaseLost}`;
+    return {
+      outcome: 'failed',
+      reason,
+      failure: ApplicationFailure.create({
+        type: FAILURE_TYPES.servingLeaseLost,
+        message: reason,
+        nonRetryable: true,
+      }),
+    };
+  }
   if (abort) {
     const reason = `aborted by ${abort.by}: ${abort.reason}`;
     return {
@@ -51,9 +86,17 @@ export function classifyFailure(err: unknown, abort: { by: string; reason: strin
       }),
     };
   }
-  if (isCancellation(err) && !(err instanceof ActivityFailure)) {
-    // The workflow itself was cancelled (Temporal UI / API): end as Cancelled, after clean-up.
-    return { outcome: 'aborted', reason: 'cancelled through Temporal', failure: err };
+  if (isCancellation(err)) {
+    // Only an abort (handled above) or a cancellation of the workflow itself (Temporal UI,
+    // API, CLI) cancels the pipeline's scope; an activity cancelled that way surfaces as an
+    // ActivityFailure wrapping the cancellation. Either way the run ends as Cancelled, after
+    // clean-up, not as a failure.
+    const reason = 'cancelled through Temporal';
+    return {
+      outcome: 'aborted',
+      reason,
+      failure: err instanceof CancelledFailure ? err : new CancelledFailure(reason),
+    };
   }
   const type = applicationType(err);
   const reason = rootMessage(err);
@@ -81,21 +124,30 @@ export function classifyFailure(err: unknown, abort: { by: string; reason: strin
   }
 }
 
-/** Bad workflow input -> a non-retryable failure naming each field. */
+/**
+ * Bad workflow input -> a non-retryable failure naming each field. The run's outcome and
+ * reason are published too, so a refused start is findable in the UI's list like any
+ * other ending.
+ */
 export function invalidInput(err: unknown): ApplicationFailure {
-  if (err instanceof InputValidationError) {
-    return ApplicationFailure.create({
-      type: FAILURE_TYPES.invalidInput,
-      message: err.message,
-      nonRetryable: true,
-      details: [err.issues],
-    });
-  }
-  return ApplicationFailure.create({
-    type: FAILURE_TYPES.invalidInput,
-    message: String(err),
-    nonRetryable: true,
-  });
+  const failure =
+    err instanceof InputValidationError
+      ? ApplicationFailure.create({
+          type: FAILURE_TYPES.invalidInput,
+          message: err.message,
+          nonRetryable: true,
+          details: [err.issues],
+        })
+      : ApplicationFailure.create({
+          type: FAILURE_TYPES.invalidInput,
+          message: String(err),
+          nonRetryable: true,
+        });
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.outcome, value: 'failed' },
+    { key: SEARCH_ATTRIBUTES.reason, value: clipUtf8(failure.message, SEARCH_ATTRIBUTE_MAX_BYTES) },
+  ]);
+  return failure;
 }
 
 /**
@@ -109,8 +161,14 @@ export async function endInFailure(
   saga: Saga,
   writeReport: () => Promise<void>,
 ): Promise<never> {
-  const classified = classifyFailure(err, control.aborted);
+  const classified = classifyFailure(err, control.aborted, control.leaseLost);
   control.status.reason = classified.reason;
+  control.stopLeaseHold();
+  if (control.leaseLost) {
+    // Another workflow (or an operator) owns the service now: leave its serving state alone.
+    saga.forget('rollbackCanary');
+    saga.forget('releaseServingTarget');
+  }
   const running = control.status.stages.find((s) => s.state === 'running' || s.state === 'waiting');
   if (running) control.setStageState(running.name, 'failed', classified.reason);
   await saga.compensate((record) => control.recordCompensation(record));

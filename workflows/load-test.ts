@@ -10,6 +10,7 @@ import {
   parseLoadTestRequest,
 } from '../src/domain/load-test.js';
 import { artifactKeys } from '../src/domain/promotion-spec.js';
+import { QUEUE_WAIT_TIMEOUT } from './activity-options.js';
 import { FAILURE_TYPES, TASK_QUEUES } from './definitions.js';
 import { invalidInput } from './failures.js';
 
@@ -38,6 +39,7 @@ export async function runLoadTestStage(
 ): Promise<EndpointLoadTestResult> {
   const { runEndpointLoadTest } = proxyActivities<LoadTestActivities>({
     taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: `${Math.ceil(expectedSeconds(request)) + 300}s`,
     heartbeatTimeout: `${options.heartbeatTimeoutSeconds ?? 60}s`,
     retry: {

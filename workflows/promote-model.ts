@@ -27,7 +27,7 @@ import {
 import { approvalGate, PipelineControl } from './control.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
 import { endInFailure, invalidInput, rootMessage } from './failures.js';
-import { applyTraffic, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
+import { applyTraffic, holdRolloutLease, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
 import { Saga } from './saga.js';
 
 export interface PromotionResult {
@@ -65,6 +65,8 @@ export async function promoteModel(input: unknown): Promise<PromotionResult> {
     { key: SEARCH_ATTRIBUTES.model, value: spec.model },
     { key: SEARCH_ATTRIBUTES.service, value: `${spec.serving.namespace}/${spec.serving.name}` },
     { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
+    // A reset run starts with the attributes of the run it replaces: no stale reason.
+    { key: SEARCH_ATTRIBUTES.reason, value: null },
   ]);
 
   const timeouts = stageTimeouts(spec);
@@ -269,7 +271,11 @@ async function runPromotion(
       nonRetryable: true,
     });
   }
-  saga.add('releaseServingTarget', () => serving.releaseServingTarget({ workflowId, ref, actor }));
+  holdRolloutLease(control, serving, { workflowId, ref, actor });
+  saga.add('releaseServingTarget', () => {
+    control.stopLeaseHold();
+    return serving.releaseServingTarget({ workflowId, ref, actor });
+  });
   const baselineRevision = buildRevisionSpec(spec.serving, original.uri, {
     quantized: false,
     labels: promotionLabels(spec, workflowId, 'baseline'),

@@ -34,6 +34,7 @@ import {
 } from '../src/domain/knowledge.js';
 import { clipUtf8 } from '../src/domain/units.js';
 import { issuesFromZod } from '../src/domain/validation.js';
+import { QUEUE_WAIT_TIMEOUT } from './activity-options.js';
 import {
   FAILURE_TYPES,
   reindexStatusQuery,
@@ -81,6 +82,7 @@ function activities(request: ReindexRequest) {
   const heartbeatTimeout = `${request.heartbeatTimeoutSeconds}s`;
   const phases = proxyActivities<KnowledgeActivities>({
     taskQueue: TASK_QUEUES.knowledge,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: '2h',
     heartbeatTimeout,
     retry,
@@ -88,6 +90,7 @@ function activities(request: ReindexRequest) {
   // Clean-up must outlive a cancelled workflow and a flaky database.
   const cleanup = proxyActivities<Pick<KnowledgeActivities, 'abortKnowledgeReindex'>>({
     taskQueue: TASK_QUEUES.knowledge,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: '10m',
     heartbeatTimeout,
     retry: { ...retry, maximumAttempts: 20 },

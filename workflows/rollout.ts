@@ -4,7 +4,13 @@
 // abort, rejection, timeout, a crash of this code) takes traffic back to stable, without
 // analysis.
 
-import { ApplicationFailure } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  isCancellation,
+  patched,
+} from '@temporalio/workflow';
 import type { LoadTestOutcome } from '../activities/contracts.js';
 import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/cluster/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
@@ -13,6 +19,7 @@ import type { ApprovalPolicy, CanaryPlan, LoadTestProfile } from '../src/domain/
 import type { ServingActivityProxies } from './activity-options.js';
 import { approvalGate, type PipelineControl } from './control.js';
 import { FAILURE_TYPES } from './definitions.js';
+import { rootMessage } from './failures.js';
 import type { Saga } from './saga.js';
 
 export interface RolloutContext {
@@ -24,6 +31,31 @@ export interface RolloutContext {
   serving: ServingActivityProxies;
   control: PipelineControl;
   saga: Saga;
+}
+
+/** Replay guard: runs recorded before the lease hold existed do not start it. */
+const LEASE_HOLD_PATCH = 'rollout-lease-hold';
+
+/**
+ * Keeps the service's rollout lease renewed from a successful claim until release. If the
+ * lease is lost (it expired and another workflow took it, or an operator broke it), the
+ * pipeline stops: the service is no longer this workflow's to change.
+ */
+export function holdRolloutLease(
+  control: PipelineControl,
+  serving: ServingActivityProxies,
+  base: { workflowId: string; ref: ServingRef; actor: string },
+): void {
+  if (!patched(LEASE_HOLD_PATCH)) return;
+  const scope = new CancellationScope();
+  const held = scope.run(() => serving.holdServingTarget(base));
+  held.then(
+    () => undefined,
+    (err: unknown) => {
+      if (!isCancellation(err)) control.loseLease(rootMessage(err));
+    },
+  );
+  control.stopLeaseHold = () => scope.cancel();
 }
 
 export function rolledBack(reason: string): ApplicationFailure {
@@ -52,21 +84,21 @@ export async function runCanarySteps(ctx: RolloutContext): Promise<AnalysisResul
   const base = { workflowId: ctx.workflowId, ref: ctx.ref, actor: ctx.actor };
 
   control.canarySteps = steps;
-  saga.add('rollbackCanary', () =>
-    serving.rollbackCanary({
+  // The traffic line then shows what the cluster reports after the rollback, not the last split.
+  saga.add('rollbackCanary', async () => {
+    const status = await serving.rollbackCanary({
       ...base,
       reason: control.status.reason ?? 'rollback',
       timeoutSeconds: plan.shiftTimeoutSeconds,
-    }),
-  );
+    });
+    applyTraffic(control, status);
+  });
 
   let index = 0;
   while (index < steps.length) {
     const percent = steps[index] as number;
     control.canaryStepIndex = index;
-    if (!(await control.waitWhilePaused(plan.maxPauseSeconds))) {
-      throw rolledBack(`paused for longer than ${plan.maxPauseSeconds}s before the ${percent}% step`);
-    }
+    await honourPause(control, plan, `the ${percent}% step`);
 
     control.setProgress(
       `shifting ${percent}% of traffic to the canary`,
@@ -166,8 +198,9 @@ export async function loadTestApproveAndPromote(
   ctx: RolloutContext,
   options: CompletionOptions,
 ): Promise<string | undefined> {
-  const { control, serving, saga } = ctx;
+  const { control, serving } = ctx;
   const base = { workflowId: ctx.workflowId, ref: ctx.ref, actor: ctx.actor };
+  await honourPause(control, ctx.plan, 'the load test');
   if (options.loadTest.enabled) {
     control.startStage(
       'load-test',
@@ -182,6 +215,7 @@ export async function loadTestApproveAndPromote(
     control.skipStage('load-test', 'disabled in the spec');
   }
 
+  await honourPause(control, ctx.plan, 'the promote gate');
   await approvalGate(
     control,
     'approve-promote',
@@ -190,13 +224,57 @@ export async function loadTestApproveAndPromote(
     options.approvals.timeoutSeconds,
     options.promoteQuestion,
   );
+  await honourPause(control, ctx.plan, 'promotion');
+  return commitPromotion(ctx, options);
+}
+
+async function honourPause(control: PipelineControl, plan: CanaryPlan, before: string): Promise<void> {
+  if (!(await control.waitWhilePaused(plan.maxPauseSeconds))) {
+    throw rolledBack(`paused for longer than ${plan.maxPauseSeconds}s before ${before}`);
+  }
+}
+
+/**
+ * The commit point. From here an abort is refused and a cancellation of the workflow does
+ * not interrupt the switch: production must end on exactly one revision that the outcome
+ * names. When the promote activity fails, the cluster is read back: a promote that applied
+ * before the failure is a promotion, anything else goes to the compensations (rollback).
+ */
+async function commitPromotion(ctx: RolloutContext, options: CompletionOptions): Promise<string | undefined> {
+  const { control, serving, saga } = ctx;
+  const base = { workflowId: ctx.workflowId, ref: ctx.ref, actor: ctx.actor };
+  // An abort or cancellation that arrived with the last result must win before the commit.
+  if (CancellationScope.current().consideredCancelled) {
+    throw new CancelledFailure('cancelled before the promote step');
+  }
+  control.committing = true;
   control.startStage('promote', 'promoting the canary to stable');
-  const promoted = await serving.promoteCanary({ ...base, timeoutSeconds: ctx.plan.shiftTimeoutSeconds });
-  // Past this point production runs the new revision: nothing may undo it automatically.
-  for (const name of ['rollbackCanary', ...options.finalCompensations]) saga.forget(name);
-  applyTraffic(control, promoted);
-  await serving.releaseServingTarget(base);
-  saga.forget('releaseServingTarget');
+  const promoted = await CancellationScope.nonCancellable(async () => {
+    let status: ServingStatus;
+    try {
+      status = await serving.promoteCanary({ ...base, timeoutSeconds: ctx.plan.shiftTimeoutSeconds });
+    } catch (err) {
+      const observed = await serving.describeServing(base).catch(() => null);
+      if (!observed || !servesOnly(observed, ctx.revision.storageUri)) {
+        control.committing = false;
+        throw err;
+      }
+      status = observed;
+    }
+    // Past this point production runs the new revision: nothing may undo it automatically.
+    for (const name of ['rollbackCanary', ...options.finalCompensations]) saga.forget(name);
+    applyTraffic(control, status);
+    control.stopLeaseHold();
+    await serving.releaseServingTarget(base);
+    saga.forget('releaseServingTarget');
+    return status;
+  });
+  control.committing = false;
   control.finishStage('promote', `stable revision ${promoted.latestRolledoutRevision ?? '(unknown)'}`);
   return promoted.latestRolledoutRevision;
+}
+
+/** True when the service sends all traffic to the revision serving `storageUri`. */
+export function servesOnly(status: ServingStatus, storageUri: string): boolean {
+  return status.canaryPercent === undefined && status.stableStorageUri === storageUri;
 }

@@ -37,7 +37,8 @@ export interface DemoOptions {
   temporalPort: number;
   uiPort: number;
   sandboxPort: number;
-  metricsPort: number;
+  /** Unset: the default, or a free port when that is taken (see startEmbeddedStack). */
+  metricsPort?: number;
   databasePort: number;
 }
 
@@ -126,7 +127,7 @@ async function runPromotion(
         approved.add(gate);
         log(`  approving "${gate}" with the approveGate update (what "qwenops approve ${workflowId}" sends)`);
         void handle
-          .executeUpdate(approveUpdate, { args: [{ by: 'demo', comment: 'demo approval' }] })
+          .executeUpdate(approveUpdate, { args: [{ gate, by: 'demo', comment: 'demo approval' }] })
           .catch((err: Error) => {
             log(`  approval refused: ${err.message}`);
           });
@@ -157,7 +158,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   let connection: Connection | undefined;
   try {
     const config = loadConfig({ env: { ...process.env, ...stack.env } });
-    const sandbox = new SandboxClusterBackend({ url: stack.sandboxUrl });
+    const sandbox = new SandboxClusterBackend({
+      url: stack.sandboxUrl,
+      tokenFile: config.cluster.sandboxTokenFile,
+    });
     const serviceRef = {
       namespace: 'llm-prod',
       name: real ? TINY_SERVICE : 'qwen-7b-chat',

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { SEARCH_ATTRIBUTES } from '../../workflows/definitions.js';
 import { nodeEntrypoint } from '../runtime/entrypoints.js';
+import { freeLoopbackPort } from '../runtime/ports.js';
 import { toolBinary } from '../runtime/tools.js';
 
 // The embedded stack `qwenops dev` and `make demo` run on one laptop: the Temporal dev
@@ -17,7 +18,11 @@ export interface EmbeddedStackOptions {
   temporalPort: number;
   uiPort: number;
   sandboxPort: number;
-  metricsPort: number;
+  /**
+   * The worker's Prometheus port. Unset: DEFAULT_METRICS_PORT, or a free port when that one
+   * is taken (logged); set (--metrics-port): exactly this port, or a clear error.
+   */
+  metricsPort?: number;
   /** Embedded PostgreSQL (PGlite + pgvector) for the knowledge base. */
   databasePort: number;
   /** Wipe the sandbox cluster's state first (it holds local processes, which died with it). */
@@ -33,11 +38,22 @@ export interface EmbeddedStack {
   uiUrl: string;
   sandboxUrl: string;
   databaseUrl: string;
+  /** host:port of the worker's Prometheus endpoint (may differ from the default; see metricsPort). */
+  metricsAddress: string;
   logsDir: string;
   stop(): Promise<void>;
 }
 
-async function portFree(port: number): Promise<boolean> {
+/** What `qwenops dev` / `demo` use when no port flag is given. */
+export const DEFAULT_STACK_PORTS = {
+  temporal: 7233,
+  ui: 8233,
+  sandbox: 7480,
+  metrics: 9464,
+  database: 54329,
+} as const;
+
+export async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once('error', () => resolve(false));
@@ -111,30 +127,62 @@ export function embeddedConfigEnv(
   };
 }
 
+/**
+ * Checks the stack's ports before anything starts. The ports other processes and the user
+ * depend on (Temporal, its UI, the sandbox API, the database: the CLI's exported env and the
+ * UI link name them) must be free: a taken one is an error naming the port and its flag. The
+ * worker's metrics port is only a scrape endpoint: when the user did not choose it and the
+ * default is taken (another stack, another exporter), a free port is used instead and logged,
+ * rather than the whole stack refusing to start; a port the user chose is never swapped.
+ */
+export async function resolveStackPorts(
+  options: Pick<
+    EmbeddedStackOptions,
+    'temporalPort' | 'uiPort' | 'sandboxPort' | 'metricsPort' | 'databasePort'
+  >,
+  log: (line: string) => void,
+  defaultMetricsPort: number = DEFAULT_STACK_PORTS.metrics,
+): Promise<{ temporal: number; ui: number; sandbox: number; metrics: number; database: number }> {
+  for (const [port, what, flag] of [
+    [options.temporalPort, 'Temporal frontend', '--temporal-port'],
+    [options.uiPort, 'Temporal UI', '--ui-port'],
+    [options.sandboxPort, 'sandbox cluster', '--sandbox-port'],
+    [options.databasePort, 'embedded PostgreSQL', '--database-port'],
+  ] as const) {
+    if (!(await portFree(port))) {
+      throw new Error(
+        `port ${port} (${what}) is in use: is another "qwenops dev" running? Stop it, or choose another port with ${flag}`,
+      );
+    }
+  }
+  let metrics = options.metricsPort ?? defaultMetricsPort;
+  if (!(await portFree(metrics))) {
+    if (options.metricsPort !== undefined) {
+      throw new Error(
+        `port ${metrics} (worker metrics, --metrics-port ${metrics}) is in use: choose another port with --metrics-port, or leave the flag out to use a free one`,
+      );
+    }
+    const taken = metrics;
+    metrics = await freeLoopbackPort();
+    log(
+      `worker metrics: port ${taken} is in use (another qwenops stack or exporter?); serving them on 127.0.0.1:${metrics} instead (--metrics-port chooses the port)`,
+    );
+  }
+  return {
+    temporal: options.temporalPort,
+    ui: options.uiPort,
+    sandbox: options.sandboxPort,
+    metrics,
+    database: options.databasePort,
+  };
+}
+
 export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise<EmbeddedStack> {
   const { stateDir, log } = options;
   const logsDir = path.join(stateDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
-  for (const [port, what] of [
-    [options.temporalPort, 'Temporal frontend'],
-    [options.uiPort, 'Temporal UI'],
-    [options.sandboxPort, 'sandbox cluster'],
-    [options.metricsPort, 'worker metrics'],
-    [options.databasePort, 'embedded PostgreSQL'],
-  ] as const) {
-    if (!(await portFree(port))) {
-      throw new Error(
-        `port ${port} (${what}) is in use: is another "qwenops dev" running? Stop it or choose other ports`,
-      );
-    }
-  }
-  const env = embeddedConfigEnv(stateDir, {
-    temporal: options.temporalPort,
-    ui: options.uiPort,
-    sandbox: options.sandboxPort,
-    metrics: options.metricsPort,
-    database: options.databasePort,
-  });
+  const ports = await resolveStackPorts(options, log);
+  const env = embeddedConfigEnv(stateDir, ports);
   const children: Array<{ name: string; child: ChildProcess }> = [];
   const launch = (name: string, argv: string[], extraEnv: Record<string, string> = {}) => {
     const [cmd, ...args] = argv;
@@ -229,7 +277,9 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     ]);
     await waitForPort(options.databasePort, 60_000, database, 'embedded PostgreSQL');
 
-    log('starting the all-in-one worker (task queues default, gpu-jobs, cluster, knowledge)');
+    log(
+      `starting the all-in-one worker (task queues default, gpu-jobs, cluster, knowledge; metrics on http://127.0.0.1:${ports.metrics}/metrics)`,
+    );
     // Its readiness line is logged at info level, whatever level the user asked for elsewhere.
     const worker = launch('worker', nodeEntrypoint('workers/all-in-one'), { QWENOPS_LOG_LEVEL: 'info' });
     await waitForLine(worker, /workers running/, 120_000, 'worker');
@@ -243,6 +293,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     uiUrl: `http://127.0.0.1:${options.uiPort}`,
     sandboxUrl: `http://127.0.0.1:${options.sandboxPort}`,
     databaseUrl: env.QWENOPS_DATABASE_URL as string,
+    metricsAddress: env.QWENOPS_METRICS_ADDRESS as string,
     logsDir,
     stop: async () => {
       await stop();

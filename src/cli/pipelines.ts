@@ -11,6 +11,7 @@ import {
   type PayloadCodec,
   WorkflowIdReusePolicy,
 } from '@temporalio/common';
+import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES, statusQuery, TASK_QUEUES } from '../../workflows/definitions.js';
 import type { CanaryReleaseSpec } from '../domain/canary.js';
 import { slugify } from '../domain/names.js';
@@ -117,6 +118,39 @@ export async function conclude(handle: WorkflowHandle): Promise<Conclusion> {
 }
 
 /** Pending activities with their last heartbeat, as the Temporal UI shows them. */
+/** The parts of a pending activity (describe's raw proto) that tell a person what is going on. */
+export interface PendingActivityInfo {
+  activityType?: { name?: string | null } | null;
+  attempt?: number | null;
+  maximumAttempts?: number | null;
+  state?: number | null;
+  lastFailure?: { message?: string | null; cause?: { message?: string | null } | null } | null;
+  nextAttemptScheduleTime?: Parameters<typeof optionalTsToDate>[0];
+}
+
+/**
+ * One line per pending activity: its name, attempt, heartbeat progress, and while it waits
+ * between retries, why the last attempt failed and when the next one starts.
+ */
+export function describePendingActivity(activity: PendingActivityInfo, progress = ''): string {
+  const name = activity.activityType?.name ?? 'activity';
+  const attempt =
+    activity.attempt && activity.attempt > 1
+      ? ` (attempt ${activity.attempt}${activity.maximumAttempts ? ` of ${activity.maximumAttempts}` : ''})`
+      : '';
+  const failure = activity.lastFailure;
+  const failureMessage = [failure?.message, failure?.cause?.message]
+    .filter((m): m is string => Boolean(m))
+    .filter((m, i, all) => all.indexOf(m) === i)
+    .join(': ');
+  const next = optionalTsToDate(activity.nextAttemptScheduleTime ?? undefined);
+  const parts = [`${name}${attempt}`];
+  if (next) parts.push(`retrying at ${next.toISOString()}`);
+  else if (progress) parts.push(progress);
+  if (failureMessage && (next || (activity.attempt ?? 1) > 1)) parts.push(`last failure: ${failureMessage}`);
+  return parts.join(': ');
+}
+
 export async function pendingActivities(handle: WorkflowHandle, codec?: PayloadCodec): Promise<string[]> {
   const description = await handle.describe();
   const pending = description.raw.pendingActivities ?? [];
@@ -133,8 +167,7 @@ export async function pendingActivities(handle: WorkflowHandle, codec?: PayloadC
         progress = '(undecodable heartbeat)';
       }
     }
-    const attempt = activity.attempt && activity.attempt > 1 ? ` (attempt ${activity.attempt})` : '';
-    lines.push(`${activity.activityType?.name ?? 'activity'}${attempt}${progress ? `: ${progress}` : ''}`);
+    lines.push(describePendingActivity(activity, progress));
   }
   return lines;
 }

@@ -12,7 +12,11 @@ export async function createClusterBackend(
   switch (config.kind) {
     case 'sandbox': {
       const { SandboxClusterBackend } = await import('./sandbox/backend.js');
-      return new SandboxClusterBackend({ url: config.sandboxUrl, logger });
+      return new SandboxClusterBackend({
+        url: config.sandboxUrl,
+        tokenFile: config.sandboxTokenFile,
+        logger,
+      });
     }
     case 'kubernetes': {
       const { createKubernetesBackend } = await import('./kubernetes/index.js');

@@ -146,17 +146,54 @@ export interface ServingStatus {
   owner?: string;
 }
 
+/** The rollout lease of a service (a coordination.k8s.io Lease on Kubernetes). */
+export interface ServiceLease {
+  holder: string;
+  /** ISO times. */
+  acquireTime?: string;
+  renewTime?: string;
+  durationSeconds?: number;
+  /** How many times the lease changed hands (takeovers of expired leases). */
+  transitions: number;
+  /** Opaque version for compare-and-delete (the Lease's resourceVersion). */
+  version?: string;
+}
+
+export type ClaimOutcome =
+  | {
+      claimed: true /** Set when an expired lease of another owner was taken over. */;
+      previousHolder?: string;
+    }
+  | { claimed: false; holder: string };
+
+export type RenewOutcome = { renewed: true } | { renewed: false; holder?: string };
+
 export interface ClusterServing {
   getService(ref: ServingRef): Promise<ServingStatus | undefined>;
   /**
    * Takes the rollout lease on a service for one workflow, so two rollouts never drive the
-   * same service at once. Idempotent for the same owner; refuses with the holder otherwise.
+   * same service at once. The lease lasts `leaseSeconds` (default
+   * DEFAULT_ROLLOUT_LEASE_SECONDS) from its last renewal. Idempotent
+   * for the same owner (it renews); refuses with the holder while another owner's lease is
+   * live; takes over an expired one and names its previous holder. Of two concurrent
+   * claimers exactly one wins (compare-and-swap on the stored lease).
    */
-  claimService(
-    ref: ServingRef,
-    owner: string,
-  ): Promise<{ claimed: true } | { claimed: false; holder: string }>;
+  claimService(ref: ServingRef, owner: string, leaseSeconds?: number): Promise<ClaimOutcome>;
+  /**
+   * Extends `owner`'s lease by `leaseSeconds` from now. Idempotent; refuses (renewed: false,
+   * with the holder if any) when the lease is gone or another owner took it over, and never
+   * re-creates it: a lease broken by an operator stays broken.
+   */
+  renewService(ref: ServingRef, owner: string, leaseSeconds?: number): Promise<RenewOutcome>;
   releaseService(ref: ServingRef, owner: string): Promise<void>;
+  /** The rollout lease as stored, live or expired; undefined when there is none. */
+  getServiceLease(ref: ServingRef): Promise<ServiceLease | undefined>;
+  /**
+   * Deletes the lease if it is still exactly `expected` (same holder and version): an
+   * operator breaking a stale lease never deletes one a new holder took in between.
+   * Returns false when it changed or is gone.
+   */
+  breakServiceLease(ref: ServingRef, expected: ServiceLease): Promise<boolean>;
   /** Creates the service serving `revision` at 100 %, or adopts it if it already serves that storageUri. */
   deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus>;
   /** Rolls out `revision` as the canary with `percent` of traffic; adopts an identical canary. */

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
 import { z } from 'zod';
 import { InputValidationError, issuesFromZod } from '../domain/validation.js';
+import { repoRoot } from '../runtime/entrypoints.js';
+import type { ConfinementPolicy } from './confinement.js';
+import { readStructuredFile } from './structured-file.js';
 
 // One typed configuration object for every process (workers, CLI, sandbox): defaults, then
 // an optional YAML/JSON file (QWENOPS_CONFIG or --config), then environment variables.
@@ -38,6 +39,16 @@ export const configSchema = z
         jobImage: z.string().min(1).default('ghcr.io/qwenops/jobs:0.1.0'),
         /** GPU Job templates (<name>.yaml); empty: the repository's k8s/base/job-templates. */
         jobTemplatesDir: z.string().min(1).optional(),
+        /**
+         * Duration of the rollout lease on a service: a workflow renews it every third of
+         * this; one that stopped (terminated, worker gone) frees the service after it.
+         */
+        rolloutLeaseSeconds: z.coerce.number().int().min(15).max(3600).default(120),
+        /**
+         * Bearer token file of the sandbox daemon's control API (written 0600 at daemon start);
+         * default <stateDir>/sandbox/api-token, where the embedded stack starts the daemon.
+         */
+        sandboxTokenFile: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),
@@ -89,6 +100,19 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * What workflow input may make a worker touch (src/config/confinement.ts). Unset: in the
+     * embedded (sandbox) stack the repository's bundled data dirs and the state dir, loopback
+     * and the sandbox's own URLs; on Kubernetes nothing until the operator lists it.
+     */
+    confinement: z
+      .object({
+        promptRoots: z.array(z.string().min(1)).optional(),
+        knowledgeRoots: z.array(z.string().min(1)).optional(),
+        loadTestTargets: z.array(z.string().min(1)).optional(),
+      })
+      .strict()
+      .prefault({}),
     /** base64 of 32 bytes; when set, workflow payloads are AES-256-GCM encrypted. */
     codecKey: z.string().optional(),
     metrics: z
@@ -107,46 +131,67 @@ export const configSchema = z
   })
   .strict();
 
-export type QwenopsConfig = z.output<typeof configSchema>;
+export type QwenopsConfig = Omit<z.output<typeof configSchema>, 'confinement' | 'cluster'> & {
+  cluster: z.output<typeof configSchema>['cluster'] & { sandboxTokenFile: string };
+  /** Resolved: every list filled (defaults applied), roots absolute. */
+  confinement: ConfinementPolicy;
+};
 
-/** Environment variable -> config path. Secret entries may only come from here. */
-export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolean }> = [
-  { env: 'QWENOPS_STATE_DIR', path: 'stateDir' },
-  { env: 'QWENOPS_TEMPORAL_ADDRESS', path: 'temporal.address' },
-  { env: 'QWENOPS_TEMPORAL_NAMESPACE', path: 'temporal.namespace' },
-  { env: 'QWENOPS_TEMPORAL_UI_URL', path: 'temporal.uiUrl' },
-  { env: 'QWENOPS_TEMPORAL_TLS', path: 'temporal.tls' },
-  { env: 'QWENOPS_TEMPORAL_API_KEY', path: 'temporal.apiKey', secret: true },
-  { env: 'QWENOPS_CLUSTER', path: 'cluster.kind' },
-  { env: 'QWENOPS_SANDBOX_URL', path: 'cluster.sandboxUrl' },
-  { env: 'QWENOPS_KUBECONFIG', path: 'cluster.kubeconfig' },
-  { env: 'QWENOPS_JOB_NAMESPACE', path: 'cluster.jobNamespace' },
-  { env: 'QWENOPS_JOB_IMAGE', path: 'cluster.jobImage' },
-  { env: 'QWENOPS_JOB_TEMPLATES_DIR', path: 'cluster.jobTemplatesDir' },
-  { env: 'QWENOPS_STORE', path: 'store.kind' },
-  { env: 'QWENOPS_STORE_DIR', path: 'store.dir' },
-  { env: 'QWENOPS_S3_ENDPOINT', path: 'store.endpoint' },
-  { env: 'QWENOPS_S3_BUCKET', path: 'store.bucket' },
-  { env: 'QWENOPS_S3_REGION', path: 'store.region' },
-  { env: 'QWENOPS_S3_ACCESS_KEY', path: 'store.accessKey', secret: true },
-  { env: 'QWENOPS_S3_SECRET_KEY', path: 'store.secretKey', secret: true },
-  { env: 'QWENOPS_S3_CREDENTIALS_SECRET', path: 'store.credentialsSecret' },
-  { env: 'QWENOPS_HUB', path: 'hub.kind' },
-  { env: 'QWENOPS_HUB_ENDPOINT', path: 'hub.endpoint' },
-  { env: 'QWENOPS_HUB_TOKEN', path: 'hub.token', secret: true },
-  { env: 'QWENOPS_HUB_MIRROR_DIR', path: 'hub.mirrorDir' },
-  { env: 'QWENOPS_ANALYSIS', path: 'analysis.provider' },
-  { env: 'QWENOPS_PROMETHEUS_URL', path: 'analysis.prometheusUrl' },
-  { env: 'QWENOPS_PROMETHEUS_REVISION_LABEL', path: 'analysis.prometheusRevisionLabel' },
-  { env: 'QWENOPS_PROMETHEUS_SCRAPE_INTERVAL_SECONDS', path: 'analysis.prometheusScrapeIntervalSeconds' },
-  { env: 'QWENOPS_DATABASE_URL', path: 'knowledge.databaseUrl', secret: true },
-  { env: 'QWENOPS_EMBEDDINGS_URL', path: 'knowledge.embeddingsUrl' },
-  { env: 'QWENOPS_EMBEDDINGS_MODEL', path: 'knowledge.embeddingsModel' },
-  { env: 'QWENOPS_EMBEDDINGS_API_KEY', path: 'knowledge.embeddingsApiKey', secret: true },
-  { env: 'QWENOPS_CODEC_KEY', path: 'codecKey', secret: true },
-  { env: 'QWENOPS_METRICS_ADDRESS', path: 'metrics.address' },
-  { env: 'QWENOPS_LOG_LEVEL', path: 'log.level' },
+/** Data directories bundled with the repository (sample knowledge base, evaluation sets). */
+export const BUNDLED_DATA_DIRS = [
+  path.join(repoRoot, 'samples'),
+  path.join(repoRoot, 'jobs', 'qwenops_jobs', 'data'),
 ];
+
+/**
+ * Environment variable -> config path. Secret entries may only come from here. An empty
+ * variable counts as unset, except where `emptyIsValue` says the empty string means
+ * something (QWENOPS_METRICS_ADDRESS="" turns the worker's metrics endpoint off).
+ */
+export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolean; emptyIsValue?: boolean }> =
+  [
+    { env: 'QWENOPS_STATE_DIR', path: 'stateDir' },
+    { env: 'QWENOPS_TEMPORAL_ADDRESS', path: 'temporal.address' },
+    { env: 'QWENOPS_TEMPORAL_NAMESPACE', path: 'temporal.namespace' },
+    { env: 'QWENOPS_TEMPORAL_UI_URL', path: 'temporal.uiUrl' },
+    { env: 'QWENOPS_TEMPORAL_TLS', path: 'temporal.tls' },
+    { env: 'QWENOPS_TEMPORAL_API_KEY', path: 'temporal.apiKey', secret: true },
+    { env: 'QWENOPS_CLUSTER', path: 'cluster.kind' },
+    { env: 'QWENOPS_SANDBOX_URL', path: 'cluster.sandboxUrl' },
+    { env: 'QWENOPS_KUBECONFIG', path: 'cluster.kubeconfig' },
+    { env: 'QWENOPS_JOB_NAMESPACE', path: 'cluster.jobNamespace' },
+    { env: 'QWENOPS_JOB_IMAGE', path: 'cluster.jobImage' },
+    { env: 'QWENOPS_JOB_TEMPLATES_DIR', path: 'cluster.jobTemplatesDir' },
+    { env: 'QWENOPS_ROLLOUT_LEASE_SECONDS', path: 'cluster.rolloutLeaseSeconds' },
+    { env: 'QWENOPS_SANDBOX_TOKEN_FILE', path: 'cluster.sandboxTokenFile' },
+    { env: 'QWENOPS_STORE', path: 'store.kind' },
+    { env: 'QWENOPS_STORE_DIR', path: 'store.dir' },
+    { env: 'QWENOPS_S3_ENDPOINT', path: 'store.endpoint' },
+    { env: 'QWENOPS_S3_BUCKET', path: 'store.bucket' },
+    { env: 'QWENOPS_S3_REGION', path: 'store.region' },
+    { env: 'QWENOPS_S3_ACCESS_KEY', path: 'store.accessKey', secret: true },
+    { env: 'QWENOPS_S3_SECRET_KEY', path: 'store.secretKey', secret: true },
+    { env: 'QWENOPS_S3_CREDENTIALS_SECRET', path: 'store.credentialsSecret' },
+    { env: 'QWENOPS_HUB', path: 'hub.kind' },
+    { env: 'QWENOPS_HUB_ENDPOINT', path: 'hub.endpoint' },
+    { env: 'QWENOPS_HUB_TOKEN', path: 'hub.token', secret: true },
+    { env: 'QWENOPS_HUB_MIRROR_DIR', path: 'hub.mirrorDir' },
+    { env: 'QWENOPS_ANALYSIS', path: 'analysis.provider' },
+    { env: 'QWENOPS_PROMETHEUS_URL', path: 'analysis.prometheusUrl' },
+    { env: 'QWENOPS_PROMETHEUS_REVISION_LABEL', path: 'analysis.prometheusRevisionLabel' },
+    { env: 'QWENOPS_PROMETHEUS_SCRAPE_INTERVAL_SECONDS', path: 'analysis.prometheusScrapeIntervalSeconds' },
+    { env: 'QWENOPS_DATABASE_URL', path: 'knowledge.databaseUrl', secret: true },
+    { env: 'QWENOPS_EMBEDDINGS_URL', path: 'knowledge.embeddingsUrl' },
+    { env: 'QWENOPS_EMBEDDINGS_MODEL', path: 'knowledge.embeddingsModel' },
+    { env: 'QWENOPS_EMBEDDINGS_API_KEY', path: 'knowledge.embeddingsApiKey', secret: true },
+    { env: 'QWENOPS_CODEC_KEY', path: 'codecKey', secret: true },
+    { env: 'QWENOPS_METRICS_ADDRESS', path: 'metrics.address', emptyIsValue: true },
+    { env: 'QWENOPS_LOG_LEVEL', path: 'log.level' },
+    // Lists: paths separated by ":" (path.delimiter), targets by ",".
+    { env: 'QWENOPS_PROMPT_ROOTS', path: 'confinement.promptRoots' },
+    { env: 'QWENOPS_KNOWLEDGE_ROOTS', path: 'confinement.knowledgeRoots' },
+    { env: 'QWENOPS_LOADTEST_TARGETS', path: 'confinement.loadTestTargets' },
+  ];
 
 const SECRET_PATHS = new Set(ENV_MAP.filter((e) => e.secret).map((e) => e.path));
 
@@ -172,6 +217,15 @@ function getPath(source: Record<string, unknown>, dotted: string): unknown {
 
 function coerceEnv(pathName: string, raw: string): unknown {
   if (pathName === 'temporal.tls') return raw === 'true' || raw === '1';
+  if (pathName === 'confinement.promptRoots' || pathName === 'confinement.knowledgeRoots') {
+    return raw.split(path.delimiter).filter((p) => p.trim() !== '');
+  }
+  if (pathName === 'confinement.loadTestTargets') {
+    return raw
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
+  }
   return raw;
 }
 
@@ -191,8 +245,10 @@ export function loadConfig(options: LoadConfigOptions = {}): QwenopsConfig {
   if (file) {
     let parsed: unknown;
     try {
-      parsed = YAML.parse(readFileSync(file, 'utf8'));
+      // Size-capped, strict UTF-8, YAML alias limit, no __proto__/constructor/prototype keys.
+      parsed = readStructuredFile(file, { subject: `config file ${file}`, format: 'yaml' });
     } catch (err) {
+      if (err instanceof InputValidationError) throw err;
       throw new InputValidationError(`config file ${file}`, [{ path: '', message: (err as Error).message }]);
     }
     if (parsed !== null && parsed !== undefined) {
@@ -214,9 +270,9 @@ export function loadConfig(options: LoadConfigOptions = {}): QwenopsConfig {
       Object.assign(raw, parsed);
     }
   }
-  for (const { env: name, path: p } of ENV_MAP) {
+  for (const { env: name, path: p, emptyIsValue } of ENV_MAP) {
     const value = env[name];
-    if (value !== undefined && value !== '') setPath(raw, p, coerceEnv(p, value));
+    if (value !== undefined && (value !== '' || emptyIsValue)) setPath(raw, p, coerceEnv(p, value));
   }
   for (const [p, value] of Object.entries(options.overrides ?? {})) setPath(raw, p, value);
   const result = configSchema.safeParse(raw);
@@ -227,11 +283,36 @@ export function loadConfig(options: LoadConfigOptions = {}): QwenopsConfig {
     });
     throw new InputValidationError('configuration', issues);
   }
-  const config = result.data;
+  const parsed = result.data;
   // Relative directories are relative to where the process started.
-  config.stateDir = path.resolve(config.stateDir);
-  config.store.dir = path.resolve(config.store.dir);
-  config.hub.mirrorDir = path.resolve(config.hub.mirrorDir);
+  const stateDir = path.resolve(parsed.stateDir);
+  const embedded = parsed.cluster.kind === 'sandbox';
+  const roots = (list: string[] | undefined, fallback: string[]) =>
+    (list ?? fallback).map((p) => path.resolve(p));
+  const config: QwenopsConfig = {
+    ...parsed,
+    stateDir,
+    cluster: {
+      ...parsed.cluster,
+      sandboxTokenFile: path.resolve(
+        parsed.cluster.sandboxTokenFile ?? path.join(stateDir, 'sandbox', 'api-token'),
+      ),
+    },
+    store: { ...parsed.store, dir: path.resolve(parsed.store.dir) },
+    hub: { ...parsed.hub, mirrorDir: path.resolve(parsed.hub.mirrorDir) },
+    confinement: {
+      promptRoots: roots(parsed.confinement.promptRoots, embedded ? [...BUNDLED_DATA_DIRS, stateDir] : []),
+      knowledgeRoots: roots(
+        parsed.confinement.knowledgeRoots,
+        embedded ? [...BUNDLED_DATA_DIRS, stateDir] : [],
+      ),
+      loadTestTargets:
+        parsed.confinement.loadTestTargets ??
+        (embedded
+          ? [...new Set(['127.0.0.1', 'localhost', '[::1]', new URL(parsed.cluster.sandboxUrl).hostname])]
+          : []),
+    },
+  };
   return config;
 }
 

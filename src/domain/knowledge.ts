@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { localPathSchema } from './validation.js';
 
 // The knowledge-base re-index contract: the request (validated at every edge: CLI,
 // Schedule, Temporal UI start), the plan a run follows, its counters, status and report.
@@ -38,7 +39,7 @@ export type ChunkingOptions = z.output<typeof chunkingSchema>;
 export const TABLE_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,31}$/;
 
 export const knowledgeSourceSpecSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('directory'), path: z.string().min(1, 'must not be empty') }).strict(),
+  z.object({ kind: z.literal('directory'), path: localPathSchema }).strict(),
   z
     .object({
       kind: z.literal('object-store'),
@@ -110,8 +111,12 @@ export const reindexRequestSchema = z
       })
       .strict()
       .prefault({}),
-    /** How long the base stays taken without a sign of life from this run. */
-    leaseTtlSeconds: z.number().int().min(10).max(86_400).default(1800),
+    /**
+     * How long the base stays taken without a sign of life from this run. The activities
+     * renew it every third of this while they run (heartbeat-renewed), so it can be short:
+     * a terminated run frees the base this long after its last activity stopped.
+     */
+    leaseTtlSeconds: z.number().int().min(10).max(86_400).default(90),
     heartbeatTimeoutSeconds: z.number().int().min(1).max(600).default(60),
     /** Larger files are reported, not read. */
     maxSourceBytes: z
@@ -120,6 +125,16 @@ export const reindexRequestSchema = z
       .min(1)
       .max(1024 * 1024 * 1024)
       .default(64 * 1024 * 1024),
+    /**
+     * Larger documents (characters of extracted text) are reported, not chunked: chunking
+     * is linear, but one document is one activity's work and one transaction's chunks.
+     */
+    maxDocumentChars: z
+      .number()
+      .int()
+      .min(1)
+      .max(512 * 1024 * 1024)
+      .default(32 * 1024 * 1024),
     /** Who asked (user, "schedule"); goes into the lease and the report. */
     requestedBy: z.string().min(1).max(200).default('unknown'),
   })

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { LoadTestProfile } from './promotion-spec.js';
-import { parseInput } from './validation.js';
+import { localPathSchema, parseInput } from './validation.js';
 
 // What one load test is asked to do: the target, the load shape, when to stop, which
 // prompts, and the SLOs it is judged by. Shared by the CLI, the loadTest workflow (which
@@ -74,7 +74,7 @@ export const promptSourceSchema = z.discriminatedUnion(
         path: ['minInputTokens'],
       }),
     /** One request per line: {"messages":[...]} or {"prompt":"..."}, optional "max_tokens". */
-    z.object({ kind: z.literal('jsonl'), path: z.string().min(1, 'must not be empty') }).strict(),
+    z.object({ kind: z.literal('jsonl'), path: localPathSchema }).strict(),
   ],
   'must be {"kind":"builtin-zh"}, {"kind":"synthetic",...} or {"kind":"jsonl","path":...}',
 );

@@ -1,4 +1,5 @@
 import type { AnalysisResult } from './analysis.js';
+import type { DecisionGate } from './control.js';
 
 // What the `status` query returns, for the Temporal UI, the CLI and the demo.
 
@@ -54,7 +55,7 @@ export interface TrafficSplit {
 
 export interface PendingDecision {
   /** Which gate waits: before-canary, before-promote, or an inconclusive analysis. */
-  gate: 'before-canary' | 'before-promote' | 'inconclusive-analysis' | 'inconclusive-quality-gate';
+  gate: DecisionGate;
   since: string;
   deadline: string;
   question: string;
@@ -80,6 +81,8 @@ export interface PipelineStatus {
   analyses: number;
   paused: boolean;
   pendingDecision?: PendingDecision;
+  /** Signals that were ignored (malformed, or not applicable at the time), newest last. */
+  ignoredSignals?: string[];
   outcome: Outcome;
   /** Why it was rolled back, aborted, rejected or failed. */
   reason?: string;

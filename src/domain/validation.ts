@@ -130,3 +130,24 @@ export const dnsSubdomainSchema = z
     isDnsSubdomain,
     'must be a DNS-1123 subdomain: lower-case letters, digits, "-" and ".", at most 253 characters',
   );
+
+/**
+ * A local file or directory path in a request (a prompt file, a knowledge directory):
+ * obviously bad ones are refused at the edge. Where it may point is the worker's
+ * confinement (src/config/confinement.ts), checked after resolving it.
+ */
+export function localPathProblem(p: string): string | undefined {
+  if (p.length === 0) return 'must not be empty';
+  if (p.length > 4096) return 'must be at most 4096 characters';
+  if (p.includes('\u0000')) return 'must not contain NUL bytes';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0001-\u001f\u007f]/.test(p)) return 'must not contain control characters';
+  if (p.split(/[/\\]/).some((segment) => segment === '..'))
+    return 'must not contain ".." segments (path traversal)';
+  return undefined;
+}
+
+export const localPathSchema = z.string('must be a path string').superRefine((p, ctx) => {
+  const problem = localPathProblem(p);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});

@@ -13,7 +13,7 @@ import {
   type VerificationResult,
 } from '../domain/knowledge.js';
 import type { Logger } from '../observability/logger.js';
-import { chunkDocument } from './chunker.js';
+import { chunkDocumentAsync } from './chunker.js';
 import { formatOfKey } from './document.js';
 import type { Embedder } from './embedders/port.js';
 import { extractDocument } from './extract/index.js';
@@ -105,6 +105,13 @@ export class KnowledgeIndexer {
       throw new Error(
         `embedder ${embedder.label} makes ${embedder.dimensions}-d vectors; the store holds ${store.dimensions}-d`,
       );
+    }
+    // A source that is not there (a missing directory) is refused before the base is taken.
+    const listing = source.list()[Symbol.asyncIterator]();
+    try {
+      await listing.next();
+    } finally {
+      await listing.return?.();
     }
     const server = await store.checkServer();
     const rowsBefore = await store.count('live');
@@ -258,6 +265,14 @@ export class KnowledgeIndexer {
       }
       counters.readMs += performance.now() - started;
       counters.bytesRead += bytes.length;
+      // The listing's size may be stale (the file grew since): the limit holds for what was read.
+      if (bytes.length > request.maxSourceBytes) {
+        fail(
+          entry.key,
+          `${bytes.length} bytes, over the ${request.maxSourceBytes}-byte limit (maxSourceBytes)`,
+        );
+        continue;
+      }
       const sourceHash = sha256(plan.fingerprint, bytes).slice(0, 32);
       const targetState = targetStates.get(entry.key);
       if (targetState?.sourceHash === sourceHash) {
@@ -278,7 +293,13 @@ export class KnowledgeIndexer {
       started = performance.now();
       try {
         const document = await extractDocument(entry.key, bytes, format);
-        const pieces = chunkDocument(document, request.chunking);
+        // Yields the event loop while it works (heartbeats, queries and other activities on
+        // this worker keep running) and refuses a document over maxDocumentChars.
+        const pieces = await chunkDocumentAsync(document, request.chunking, {
+          maxChars: request.maxDocumentChars,
+          name: entry.key,
+          signal,
+        });
         const occurrences = new Map<string, number>();
         const chunks = pieces.map((piece): StoredChunk => {
           const occurrence = occurrences.get(piece.content) ?? 0;
@@ -316,6 +337,8 @@ export class KnowledgeIndexer {
         counters.documentsChanged++;
         chunksInTarget += chunks.length;
       } catch (err) {
+        // A cancelled activity stops here; it is not this source's failure.
+        if (signal?.aborted) throw err;
         fail(entry.key, (err as Error).message);
       } finally {
         counters.extractMs += performance.now() - started;
@@ -532,6 +555,8 @@ export class KnowledgeIndexer {
       }
     };
     const plan = await timed('prepare', () => this.begin(request, runId));
+    // In one process the whole run is one "activity": keep the short lease renewed throughout.
+    const stopRenewing = this.deps.store.keepLeaseRenewed({ runId, ttlSeconds: request.leaseTtlSeconds });
     let counters = emptyCounters();
     let failures: SourceFailure[] = [];
     let expectedRows = 0;
@@ -580,6 +605,8 @@ export class KnowledgeIndexer {
       report.outcome = 'failed';
       report.reason = (err as Error).message;
       await this.abort(plan).catch(() => undefined);
+    } finally {
+      stopRenewing();
     }
     report.counters = counters;
     report.failures = failures;

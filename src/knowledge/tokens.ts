@@ -37,20 +37,53 @@ export function estimateTokens(text: string): number {
   return tokens;
 }
 
+/** Whitespace the estimate does not count. */
+function isSpace(code: number): boolean {
+  return code <= 0x20 || code === 0x3000 || code === 0xa0;
+}
+
+/** Where a piece ends and its estimate (special tokens included). */
+export interface TokenCut {
+  /** UTF-16 index in the text just after the piece. */
+  end: number;
+  tokens: number;
+}
+
+/**
+ * The longest piece of `text` from `start` (in whole code points) whose estimate fits
+ * `maxTokens`, found in one forward scan that stops at the first code point that would
+ * not fit: the cost is the piece's length, never the remainder's. The estimate only
+ * grows as a piece grows, so this is the same cut a search over all prefixes would make.
+ * A piece is never empty: its first code point is taken even when it alone is over.
+ */
+export function cutWithinTokens(text: string, start: number, maxTokens: number): TokenCut {
+  let counted = SPECIAL_TOKENS;
+  let latinRun = 0;
+  let i = start;
+  const length = text.length;
+  while (i < length) {
+    const code = text.codePointAt(i) as number;
+    const width = code > 0xffff ? 2 : 1;
+    if (isLatinLetter(code)) {
+      if (counted + Math.ceil((latinRun + 1) / 3) > maxTokens && i > start) break;
+      latinRun++;
+    } else {
+      const closed = counted + Math.ceil(latinRun / 3);
+      const next = isSpace(code) ? closed : closed + 1;
+      if (next > maxTokens && i > start) break;
+      counted = next;
+      latinRun = 0;
+    }
+    i += width;
+  }
+  return { end: i, tokens: counted + Math.ceil(latinRun / 3) };
+}
+
 /**
  * The longest prefix of `text` (in whole code points) whose estimate fits `maxTokens`.
- * Used to cut a single sentence that alone exceeds the budget.
+ * Used to cut a single sentence that alone exceeds the budget, and long heading lines.
+ * Costs the prefix's length, not the text's.
  */
 export function prefixWithinTokens(text: string, maxTokens: number): string {
-  if (estimateTokens(text) <= maxTokens) return text;
-  const chars = Array.from(text);
-  let low = 0;
-  let high = chars.length;
-  while (low < high) {
-    const mid = Math.ceil((low + high) / 2);
-    if (estimateTokens(chars.slice(0, mid).join('')) <= maxTokens) low = mid;
-    else high = mid - 1;
-  }
-  // Never return an empty piece: one character always fits a budget of >= 3 tokens.
-  return chars.slice(0, Math.max(1, low)).join('');
+  return text.slice(0, cutWithinTokens(text, 0, maxTokens).end);
 }

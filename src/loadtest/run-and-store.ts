@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { ArtifactStore } from '../storage/port.js';
 import { describeLoadTest, type LoadTestReport, summariseLoadTest } from './report.js';
-import { type LoadTestProgress, runLoadTest } from './runner.js';
+import { type LoadTestHooks, type LoadTestProgress, runLoadTest } from './runner.js';
 import { type StoredLoadTestReport, storeLoadTestReport } from './store.js';
 
 // One load test, end to end: run it, store its report (JSON + HTML), and say how it went
@@ -32,6 +32,8 @@ export async function runAndStoreLoadTest(
     logger?: Logger;
     apiKey?: string;
     id?: string;
+    /** See LoadTestHooks.confinement: set when the request came from workflow input. */
+    confinement?: LoadTestHooks['confinement'];
   },
 ): Promise<{ report: LoadTestReport; stored: StoredLoadTestReport; verdict: LoadTestVerdict }> {
   const report = await runLoadTest(request, {
@@ -39,6 +41,7 @@ export async function runAndStoreLoadTest(
     apiKey: options.apiKey,
     logger: options.logger,
     id: options.id,
+    confinement: options.confinement,
     progressIntervalMs: 1000,
     onProgress: (p) => options.onProgress?.(describeProgress(p)),
   });

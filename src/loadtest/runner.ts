@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import hdr from 'hdr-histogram-js';
 import { Agent, type Dispatcher } from 'undici';
+import { type ConfinementPolicy, confinePath, confineUrl } from '../config/confinement.js';
 import { effectiveConcurrency, type LoadTestRequest, parseLoadTestRequest } from '../domain/load-test.js';
 import type { Logger } from '../observability/logger.js';
 import { goodputLimitsFromSlo, LoadAggregator } from './aggregate.js';
@@ -54,6 +55,12 @@ export interface LoadTestHooks {
   /** Report id; random when absent. */
   id?: string;
   /**
+   * What the request may reach (a worker running a test from workflow input): the target
+   * URL must be on the allowlist and a prompt file under a prompt root, both checked before
+   * anything is sent or read. Absent (the CLI running a test as its user): unconfined.
+   */
+  confinement?: Pick<ConfinementPolicy, 'promptRoots' | 'loadTestTargets'>;
+  /**
    * Open loop: arrivals allowed to wait for a free slot once `concurrency` requests are in
    * flight (default max(1000, 10 x concurrency)); later ones are dropped starts.
    */
@@ -80,6 +87,17 @@ interface PendingEstimate {
 
 export async function runLoadTest(input: unknown, hooks: LoadTestHooks = {}): Promise<LoadTestReport> {
   const request: LoadTestRequest = parseLoadTestRequest(input);
+  const confinement = hooks.confinement;
+  if (confinement) {
+    confineUrl(request.url, confinement.loadTestTargets, 'load test request', 'url');
+    if (request.prompts.kind === 'jsonl') {
+      await confinePath(request.prompts.path, confinement.promptRoots, {
+        subject: 'load test request',
+        field: 'prompts.path',
+        rule: 'promptRoots',
+      });
+    }
+  }
   const endpoint = resolveChatEndpoint(request.url);
   const concurrency = effectiveConcurrency(request);
   const warnings: string[] = [];
@@ -103,7 +121,9 @@ export async function runLoadTest(input: unknown, hooks: LoadTestHooks = {}): Pr
     });
     warnings.push(...discovered.warnings);
     const model = discovered.model;
-    const prompts = await loadPrompts(request.prompts, request.seed);
+    const prompts = await loadPrompts(request.prompts, request.seed, {
+      promptRoots: confinement?.promptRoots,
+    });
     const bodies = prompts.map((prompt) => chatBody(request, model, prompt));
     const target: ChatTarget = {
       dispatcher,

@@ -1,17 +1,30 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.js';
 import type {
   ClusterBackend,
+  ServiceLease,
   ServingRef,
   ServingRevisionSpec,
   ServingStatus,
   WaitOptions,
 } from '../cluster/port.js';
+import {
+  checkLeaseSeconds,
+  DEFAULT_ROLLOUT_LEASE_SECONDS,
+  leaseExpired,
+  leaseExpiresAt,
+  leaseSecondsLeft,
+  renewIntervalMs,
+} from '../domain/lease.js';
 import type { ArtifactStore } from '../storage/port.js';
 
 // Serving changes with idempotency on top of the cluster port: every method can be called
 // again after a crash and converges on the same state (a second shift to 25 % of the same
 // canary is a no-op, a rollback without a canary is a no-op). Each change is audited, and a
 // promotion is recorded in the model registry (registry/<namespace>/<name>.json).
+// A rollout holds the service's lease (claim), keeps it renewed while it runs (hold, in a
+// heartbeating activity, or renew), and gives it back (release); a lease whose holder
+// stopped renewing expires and can be claimed by the next rollout or broken by an operator.
 
 export interface RevisionEndpoints {
   canary?: { revision: string; baseUrl: string };
@@ -30,12 +43,53 @@ export interface RegistryEntry {
 
 type Hooks = Pick<WaitOptions, 'signal' | 'onProgress'>;
 
+/** The workflow no longer holds the rollout lease: another took it over, or it was broken. */
+export class ServingLeaseLostError extends Error {
+  override readonly name = 'ServingLeaseLostError';
+  constructor(
+    readonly ref: ServingRef,
+    readonly workflowId: string,
+    readonly holder: string | undefined,
+  ) {
+    super(
+      holder
+        ? `workflow ${workflowId} lost the rollout lease of service ${ref.namespace}/${ref.name}: workflow ${holder} holds it now (the lease expired and was taken over)`
+        : `workflow ${workflowId} lost the rollout lease of service ${ref.namespace}/${ref.name}: it was released or broken by an operator`,
+    );
+  }
+}
+
+export interface ServiceLeaseView extends ServiceLease {
+  expiresAt?: string;
+  expired: boolean;
+  secondsLeft: number;
+}
+
+export type BreakLeaseResult =
+  | { broken: true; lease: ServiceLeaseView }
+  /** none: no lease; live: still renewed (use force); changed: it changed hands meanwhile. */
+  | { broken: false; reason: 'none' | 'live' | 'changed'; lease?: ServiceLeaseView };
+
+export interface ServingServiceOptions {
+  /** Duration of the rollout lease (config cluster.rolloutLeaseSeconds). */
+  leaseSeconds?: number;
+  /** Clock for lease expiry, ms (tests). */
+  now?: () => number;
+}
+
 export class ServingService {
+  readonly leaseSeconds: number;
+  private readonly now: () => number;
+
   constructor(
     private readonly cluster: ClusterBackend,
     private readonly audit: AuditLog,
     private readonly store: ArtifactStore,
-  ) {}
+    options: ServingServiceOptions = {},
+  ) {
+    this.leaseSeconds = checkLeaseSeconds(options.leaseSeconds ?? DEFAULT_ROLLOUT_LEASE_SECONDS);
+    this.now = options.now ?? Date.now;
+  }
 
   /** OpenAI routes: KServe's vLLM runtime serves them under /openai/v1, vLLM itself under /v1. */
   get openAiPath(): string {
@@ -54,23 +108,75 @@ export class ServingService {
     return this.cluster.getService(ref);
   }
 
+  /**
+   * Takes the rollout lease for `workflowId`. An expired lease of another workflow (one
+   * terminated without releasing it) is taken over; the result and the audit record name
+   * the previous holder.
+   */
   async claim(
     ref: ServingRef,
     workflowId: string,
     actor: string,
-  ): Promise<{ claimed: boolean; holder?: string }> {
-    const result = await this.cluster.claimService(ref, workflowId);
-    if (result.claimed) {
-      await this.audit.record({
-        actor,
-        action: 'serving.claim',
-        workflowId,
-        target: this.target(ref),
-        details: {},
-      });
-      return { claimed: true };
+  ): Promise<{ claimed: boolean; holder?: string; previousHolder?: string; leaseSeconds?: number }> {
+    const result = await this.cluster.claimService(ref, workflowId, this.leaseSeconds);
+    if (!result.claimed) return { claimed: false, holder: result.holder };
+    await this.audit.record({
+      actor,
+      action: result.previousHolder ? 'serving.claim-takeover' : 'serving.claim',
+      workflowId,
+      target: this.target(ref),
+      details: {
+        leaseSeconds: this.leaseSeconds,
+        ...(result.previousHolder ? { previousHolder: result.previousHolder } : {}),
+      },
+    });
+    return result.previousHolder
+      ? { claimed: true, previousHolder: result.previousHolder, leaseSeconds: this.leaseSeconds }
+      : { claimed: true, leaseSeconds: this.leaseSeconds };
+  }
+
+  /**
+   * Renews `workflowId`'s lease once. Idempotent. Throws ServingLeaseLostError when the lease
+   * is gone (released, or broken by an operator) or another workflow took it over.
+   */
+  async renew(ref: ServingRef, workflowId: string): Promise<{ leaseSeconds: number; renewedAt: string }> {
+    const result = await this.cluster.renewService(ref, workflowId, this.leaseSeconds);
+    if (!result.renewed) throw new ServingLeaseLostError(ref, workflowId, result.holder);
+    return { leaseSeconds: this.leaseSeconds, renewedAt: new Date(this.now()).toISOString() };
+  }
+
+  /**
+   * Keeps `workflowId`'s lease renewed every third of its duration until `hooks.signal`
+   * aborts (the workflow is done with the service, or was terminated: heartbeats then stop
+   * being accepted and the activity is cancelled), then resolves. Throws
+   * ServingLeaseLostError as soon as a renewal is refused; transient errors are retried
+   * until the lease would expire.
+   */
+  async hold(ref: ServingRef, workflowId: string, hooks: Hooks = {}): Promise<{ renewals: number }> {
+    const every = renewIntervalMs(this.leaseSeconds);
+    let renewals = 0;
+    let lastRenewed = this.now();
+    for (;;) {
+      if (hooks.signal?.aborted) return { renewals };
+      try {
+        await this.renew(ref, workflowId);
+        renewals++;
+        lastRenewed = this.now();
+        hooks.onProgress?.(`holding the rollout lease of ${this.target(ref)} (renewal ${renewals})`);
+      } catch (err) {
+        if (err instanceof ServingLeaseLostError) throw err;
+        // The lease may still be ours: try again until it would have expired.
+        if (this.now() - lastRenewed >= this.leaseSeconds * 1000) throw err;
+        hooks.onProgress?.(
+          `renewing the rollout lease of ${this.target(ref)} failed: ${(err as Error).message}`,
+        );
+      }
+      try {
+        await sleep(every, undefined, { signal: hooks.signal });
+      } catch {
+        return { renewals }; // aborted while waiting
+      }
     }
-    return { claimed: false, holder: result.holder };
   }
 
   async release(ref: ServingRef, workflowId: string, actor: string): Promise<void> {
@@ -82,6 +188,51 @@ export class ServingService {
       target: this.target(ref),
       details: {},
     });
+  }
+
+  /** The rollout lease with its expiry as this process sees it; undefined when there is none. */
+  async lease(ref: ServingRef): Promise<ServiceLeaseView | undefined> {
+    const lease = await this.cluster.getServiceLease(ref);
+    if (!lease) return undefined;
+    const now = this.now();
+    const expiresAt = leaseExpiresAt(lease, this.leaseSeconds);
+    return {
+      ...lease,
+      expiresAt: Number.isFinite(expiresAt) ? new Date(expiresAt).toISOString() : undefined,
+      expired: leaseExpired(lease, now, this.leaseSeconds),
+      secondsLeft: leaseSecondsLeft(lease, now, this.leaseSeconds),
+    };
+  }
+
+  /**
+   * An operator breaks the rollout lease of a service whose workflow is gone. Refuses while
+   * the lease is still being renewed (not expired) unless `force`. Deletes only the lease
+   * it looked at (compare-and-delete), and audits who broke whose lease.
+   */
+  async breakLease(
+    ref: ServingRef,
+    options: { force: boolean; actor: string; reason?: string },
+  ): Promise<BreakLeaseResult> {
+    const lease = await this.lease(ref);
+    if (!lease) return { broken: false, reason: 'none' };
+    if (!lease.expired && !options.force) return { broken: false, reason: 'live', lease };
+    if (!(await this.cluster.breakServiceLease(ref, lease)))
+      return { broken: false, reason: 'changed', lease };
+    await this.audit.record({
+      actor: options.actor,
+      action: 'serving.lease-break',
+      workflowId: lease.holder || undefined,
+      target: this.target(ref),
+      details: {
+        holder: lease.holder,
+        renewTime: lease.renewTime,
+        expiresAt: lease.expiresAt,
+        expired: lease.expired,
+        forced: options.force && !lease.expired,
+        ...(options.reason ? { reason: options.reason } : {}),
+      },
+    });
+    return { broken: true, lease };
   }
 
   /** Creates the service with `revision` at 100 % unless it already exists. */
@@ -145,7 +296,9 @@ export class ServingService {
   ): Promise<ServingStatus> {
     const current = await this.cluster.getService(ref);
     if (!current) throw new Error(`${this.target(ref)} does not exist`);
-    if (current.canaryPercent === undefined) return current;
+    // Act on what the cluster has, not on the split alone: a canary revision that is still
+    // starting carries no traffic yet (an abort mid-shift) but must go all the same.
+    if (!hasCanary(current)) return current;
     await this.cluster.rollbackCanary(ref);
     await this.audit.record({
       actor: ctx.actor,
@@ -227,4 +380,9 @@ export class ServingService {
       service: status.url ? join(status.url) : undefined,
     };
   }
+}
+
+/** A canary revision exists: it carries traffic, or it was created and is not yet ready. */
+export function hasCanary(status: ServingStatus): boolean {
+  return status.canaryPercent !== undefined || status.canaryStorageUri !== undefined;
 }

@@ -1,25 +1,42 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_STACK_PORTS } from '../../src/cli/embedded-stack.js';
 import { nodeEntrypoint } from '../../src/runtime/entrypoints.js';
 import { freePort } from '../support/ports.js';
 
-// `make demo` as a user runs it (on free ports, in a temp state dir): it must promote the
-// first model, roll the faulted one back by itself, answer from the knowledge base, exit 0
-// and leave no process behind.
+// `make demo` as a user runs it (on free ports, its default metrics port taken, in a temp
+// state dir): it must promote the first model, roll the faulted one back by itself, answer
+// from the knowledge base, exit 0 and leave no process behind.
 
 let stateDir: string;
+let metricsBlocker: net.Server | undefined;
+
+/** Listens on 127.0.0.1:port; undefined when something else already does. */
+async function holdPort(port: number): Promise<net.Server | undefined> {
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
 
 afterAll(async () => {
+  if (metricsBlocker) await new Promise((r) => metricsBlocker?.close(r));
   if (stateDir) await rm(stateDir, { recursive: true, force: true });
 });
 
 describe('qwenops demo', () => {
   it('promotes one model, rolls the faulted one back, answers from the knowledge base, exits 0', async () => {
     stateDir = await mkdtemp(path.join(os.tmpdir(), 'qwenops-demo-'));
-    const ports = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    // The default worker-metrics port is taken for the whole run, as by another qwenops stack
+    // (if something already holds it, it stays taken either way): no --metrics-port flag, so
+    // the stack must serve the worker's metrics on a free port and say so, not crash.
+    metricsBlocker = await holdPort(DEFAULT_STACK_PORTS.metrics);
     const [cmd, ...pre] = nodeEntrypoint('src/cli/main');
     const child = spawn(
       cmd as string,
@@ -34,10 +51,8 @@ describe('qwenops demo', () => {
         String(ports[1]),
         '--sandbox-port',
         String(ports[2]),
-        '--metrics-port',
-        String(ports[3]),
         '--database-port',
-        String(ports[4]),
+        String(ports[3]),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QWENOPS_LOG_LEVEL: 'warn' } },
     );
@@ -60,6 +75,11 @@ describe('qwenops demo', () => {
     );
     expect(out).toContain('hr/annual-leave.md');
     expect(out).toContain('Temporal UI: http://127.0.0.1:');
+    expect(out).toMatch(
+      new RegExp(
+        `worker metrics: port ${DEFAULT_STACK_PORTS.metrics} is in use .*; serving them on 127\\.0\\.0\\.1:\\d+ instead`,
+      ),
+    );
 
     // The report the demo points at exists, and the stack is gone (ports free again).
     const reportUri = /report: (file:\/\/\S+report\.json)/.exec(out)?.[1];

@@ -28,6 +28,16 @@ export interface FakeOptions {
   blockAnalysis?: boolean;
   serviceExists?: boolean;
   claimHolder?: string;
+  /**
+   * Calls (as recorded, e.g. "promoteCanary", "shiftCanaryTraffic:25", "runLoadTest") that
+   * wait, heartbeating, until releaseCall(call) or cancellation. A blocked change is applied
+   * before the wait, like a real activity that changed the cluster and waits for it to settle.
+   */
+  block?: string[];
+  /** holdServingTarget fails with ServingLeaseLost after this many ms (another workflow took it). */
+  leaseLostAfterMs?: number;
+  /** promoteCanary applies the promotion, then fails (as when waiting for readiness times out). */
+  promoteFailsAfterApply?: boolean;
 }
 
 export class FakeActivities {
@@ -38,10 +48,15 @@ export class FakeActivities {
   private canaryPercent?: number;
   private stableRevision = 'svc-predictor-00001';
   private canaryRevision?: string;
+  private stableStorageUri = 'file:///store/models/qwen/Qwen-7B-Chat/master/original';
+  private canaryStorageUri?: string;
   private revisionCounter = 1;
   private exists: boolean;
   private releaseAnalysis?: () => void;
   private analysisStartedResolvers: Array<() => void> = [];
+  private readonly blocked = new Map<string, { started: Deferred; released: Deferred }>();
+  /** Blocked calls that ended by cancellation. */
+  readonly cancelledCalls: string[] = [];
 
   constructor(readonly options: FakeOptions = {}) {
     this.exists = options.serviceExists ?? true;
@@ -54,6 +69,45 @@ export class FakeActivities {
 
   release(): void {
     this.releaseAnalysis?.();
+  }
+
+  private gate(call: string): { started: Deferred; released: Deferred } {
+    let gate = this.blocked.get(call);
+    if (!gate) {
+      gate = { started: deferred(), released: deferred() };
+      this.blocked.set(call, gate);
+    }
+    return gate;
+  }
+
+  /** Resolves when a blocked call (see FakeOptions.block) is in progress. */
+  callStarted(call: string): Promise<void> {
+    return this.gate(call).started.promise;
+  }
+
+  releaseCall(call: string): void {
+    this.gate(call).released.resolve();
+  }
+
+  /** Waits, heartbeating, while `call` is blocked; rethrows a cancellation. */
+  private async waitIfBlocked(call: string): Promise<void> {
+    if (!this.options.block?.includes(call)) return;
+    const gate = this.gate(call);
+    gate.started.resolve();
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat(), 100);
+    try {
+      await Promise.race([gate.released.promise, ctx.cancelled]);
+    } catch (err) {
+      // Like a real activity, stopping takes a moment (it undoes or settles what it started);
+      // a workflow that does not wait for it would run its compensations meanwhile.
+      await new Promise((r) => setTimeout(r, 1000));
+      this.cancelledCalls.push(call);
+      this.record('cancelled', call);
+      throw err;
+    } finally {
+      clearInterval(beat);
+    }
   }
 
   private record(name: string, detail?: string | number): void {
@@ -85,6 +139,8 @@ export class FakeActivities {
       url: 'http://svc',
       traffic,
       canaryPercent: this.canaryRevision ? this.canaryPercent : undefined,
+      stableStorageUri: this.stableStorageUri,
+      canaryStorageUri: this.canaryRevision ? this.canaryStorageUri : undefined,
       latestRolledoutRevision: this.stableRevision,
       latestCreatedRevision: this.canaryRevision ?? this.stableRevision,
     };
@@ -211,6 +267,20 @@ export class FakeActivities {
       releaseServingTarget: async () => {
         this.record('releaseServingTarget');
       },
+      renewServingTarget: async () => {
+        this.record('renewServingTarget');
+        return { leaseSeconds: 120, renewedAt: new Date().toISOString() };
+      },
+      holdServingTarget: async () => {
+        this.record('holdServingTarget');
+        const lostAfter = this.options.leaseLostAfterMs;
+        if (lostAfter === undefined) return { renewals: 0 };
+        await new Promise((r) => setTimeout(r, lostAfter));
+        return nonRetryable(
+          'the rollout lease of llm-prod/svc is held by workflow other-run',
+          'ServingLeaseLost',
+        );
+      },
       describeServing: async () => {
         this.record('describeServing');
         return this.exists ? this.status() : null;
@@ -223,7 +293,9 @@ export class FakeActivities {
       shiftCanaryTraffic: async (input: ShiftTrafficInput) => {
         this.record('shiftCanaryTraffic', input.percent);
         if (!this.canaryRevision) this.canaryRevision = `svc-predictor-0000${++this.revisionCounter}`;
+        this.canaryStorageUri = input.revision.storageUri;
         this.canaryPercent = input.percent;
+        await this.waitIfBlocked(`shiftCanaryTraffic:${input.percent}`);
         return this.status();
       },
       rollbackCanary: async () => {
@@ -234,9 +306,16 @@ export class FakeActivities {
       },
       promoteCanary: async () => {
         this.record('promoteCanary');
-        if (this.canaryRevision) this.stableRevision = this.canaryRevision;
+        if (this.canaryRevision) {
+          this.stableRevision = this.canaryRevision;
+          this.stableStorageUri = this.canaryStorageUri ?? this.stableStorageUri;
+        }
         this.canaryRevision = undefined;
         this.canaryPercent = undefined;
+        await this.waitIfBlocked('promoteCanary');
+        if (this.options.promoteFailsAfterApply) {
+          nonRetryable('timed out waiting for the promoted revision to be ready', 'ClusterError.Timeout');
+        }
         return this.status();
       },
       analyseCanaryStep: async (input: AnalyseStepInput): Promise<AnalysisResult> => {
@@ -278,12 +357,26 @@ export class FakeActivities {
       },
       runLoadTest: async (): Promise<LoadTestOutcome> => {
         this.record('runLoadTest');
+        await this.waitIfBlocked('runLoadTest');
         const passed = this.options.loadTestPassed ?? true;
         if (!passed) return { passed, reasons: ['p99 TTFT 480 ms > 300 ms'], summary: { p99TtftMs: 480 } };
         return { passed, reasons: [], summary: { p99TtftMs: 120, errorRatePct: 0 } };
       },
     };
   }
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+function deferred(): Deferred {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }
 
 /** Fails with a non-retryable application error; for scripted failures. */
@@ -324,6 +417,8 @@ export function forwardingActivities(current: () => FakeActivities): {
       [
         'claimServingTarget',
         'releaseServingTarget',
+        'renewServingTarget',
+        'holdServingTarget',
         'describeServing',
         'ensureStableService',
         'shiftCanaryTraffic',

@@ -81,6 +81,7 @@ export async function startPipelineStack(options: PipelineStackOptions = {}): Pr
     QWENOPS_TEMPORAL_ADDRESS: temporal.address,
     QWENOPS_CLUSTER: 'sandbox',
     QWENOPS_SANDBOX_URL: sandbox.url,
+    QWENOPS_SANDBOX_TOKEN_FILE: sandbox.tokenFile,
     QWENOPS_HUB: 'modelscope',
     QWENOPS_HUB_ENDPOINT: hub.endpoint,
     QWENOPS_METRICS_ADDRESS: '',

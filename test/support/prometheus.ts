@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import YAML from 'yaml';
 import { freePort } from './ports.js';
 import { type ManagedProcess, startProcess } from './processes.js';
 import { toolPath } from './tools.js';
@@ -25,38 +26,23 @@ export interface TestPrometheus {
 
 /**
  * `targets`: static targets with their labels; or `{ httpSdUrl }`: Prometheus HTTP service
- * discovery (the sandbox daemon lists every revision server there, labelled by revision).
+ * discovery (the sandbox daemon lists every revision server there, labelled by revision); or
+ * `{ scrapeConfigs }`: scrape_configs entries as they are (e.g. translated from a PodMonitor).
  */
 export async function startPrometheus(
-  targets: ScrapeTarget[] | { httpSdUrl: string },
+  targets: ScrapeTarget[] | { httpSdUrl: string } | { scrapeConfigs: Record<string, unknown>[] },
   options: { scrapeIntervalSeconds?: number } = {},
 ): Promise<TestPrometheus> {
   const binary = toolPath('prometheus');
   const dir = await mkdtemp(path.join(tmpdir(), 'qwenops-prometheus-'));
   const interval = `${options.scrapeIntervalSeconds ?? 1}s`;
-  const config = [
-    'global:',
-    `  scrape_interval: ${interval}`,
-    `  evaluation_interval: ${interval}`,
-    'scrape_configs:',
-    '  - job_name: vllm',
-    `    scrape_interval: ${interval}`,
-    `    scrape_timeout: ${interval}`,
-    ...(Array.isArray(targets)
-      ? [
-          '    static_configs:',
-          ...targets.flatMap((t) => [
-            `      - targets: [${JSON.stringify(t.address)}]`,
-            `        labels: ${JSON.stringify(t.labels)}`,
-          ]),
-        ]
-      : [
-          '    http_sd_configs:',
-          `      - url: ${JSON.stringify(targets.httpSdUrl)}`,
-          `        refresh_interval: ${interval}`,
-        ]),
-    '',
-  ].join('\n');
+  const config =
+    'scrapeConfigs' in targets
+      ? YAML.stringify({
+          global: { scrape_interval: interval, evaluation_interval: interval },
+          scrape_configs: targets.scrapeConfigs,
+        })
+      : vllmJobConfig(targets, interval);
   await writeFile(path.join(dir, 'prometheus.yml'), config);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -107,4 +93,31 @@ export async function startPrometheus(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** One `vllm` job: static targets with their labels, or HTTP service discovery. */
+function vllmJobConfig(targets: ScrapeTarget[] | { httpSdUrl: string }, interval: string): string {
+  return [
+    'global:',
+    `  scrape_interval: ${interval}`,
+    `  evaluation_interval: ${interval}`,
+    'scrape_configs:',
+    '  - job_name: vllm',
+    `    scrape_interval: ${interval}`,
+    `    scrape_timeout: ${interval}`,
+    ...(Array.isArray(targets)
+      ? [
+          '    static_configs:',
+          ...targets.flatMap((t) => [
+            `      - targets: [${JSON.stringify(t.address)}]`,
+            `        labels: ${JSON.stringify(t.labels)}`,
+          ]),
+        ]
+      : [
+          '    http_sd_configs:',
+          `      - url: ${JSON.stringify(targets.httpSdUrl)}`,
+          `        refresh_interval: ${interval}`,
+        ]),
+    '',
+  ].join('\n');
 }

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { JobView, ServiceView } from '../../src/cluster/sandbox/api.js';
+import { readTokenFile, tokenFileOf } from '../../src/cluster/sandbox/auth.js';
 import { SandboxClusterBackend } from '../../src/cluster/sandbox/backend.js';
 import type { SandboxSecrets } from '../../src/cluster/sandbox/secrets.js';
 import { nodeEntrypoint } from '../../src/runtime/entrypoints.js';
@@ -29,6 +30,10 @@ export interface TestSandboxCluster {
   url: string;
   backend: SandboxClusterBackend;
   stateDir: string;
+  /** The control API's bearer-token file (the daemon writes a new token at every start). */
+  tokenFile: string;
+  /** Headers that authenticate a raw fetch to the control API. */
+  authHeaders(): Record<string, string>;
   storeDir: string;
   process: ManagedProcess;
   /** Every Job the daemon knows, with its launches counter. */
@@ -60,9 +65,11 @@ export async function startSandboxCluster(options: SandboxClusterOptions = {}): 
     { env, echo: options.echo },
   );
   const url = await readyUrl(daemon, 60_000);
-  const backend = new SandboxClusterBackend({ url, pollIntervalMs: 100 });
+  const tokenFile = tokenFileOf(stateDir);
+  const authHeaders = () => ({ authorization: `Bearer ${readTokenFile(tokenFile) ?? ''}` });
+  const backend = new SandboxClusterBackend({ url, pollIntervalMs: 100, tokenFile });
   const get = async <T>(p: string): Promise<T> => {
-    const response = await fetch(`${url}${p}`);
+    const response = await fetch(`${url}${p}`, { headers: authHeaders() });
     if (!response.ok) throw new Error(`GET ${p}: ${response.status} ${await response.text()}`);
     return (await response.json()) as T;
   };
@@ -70,6 +77,8 @@ export async function startSandboxCluster(options: SandboxClusterOptions = {}): 
     url,
     backend,
     stateDir,
+    tokenFile,
+    authHeaders,
     storeDir,
     process: daemon,
     jobs: async () => (await get<{ items: JobView[] }>('/apis/batch/v1/jobs')).items,
@@ -78,6 +87,7 @@ export async function startSandboxCluster(options: SandboxClusterOptions = {}): 
     async service(namespace, name) {
       const response = await fetch(
         `${url}/apis/serving.kserve.io/v1beta1/namespaces/${namespace}/inferenceservices/${name}`,
+        { headers: authHeaders() },
       );
       return response.status === 404 ? undefined : ((await response.json()) as ServiceView);
     },

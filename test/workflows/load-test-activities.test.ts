@@ -31,6 +31,7 @@ beforeAll(async () => {
   activities = createLoadTestActivities({
     store: new FsArtifactStore(storeDir),
     analyzer: new ProbeCanaryAnalyzer(),
+    confinement: { promptRoots: [], loadTestTargets: ['127.0.0.1'] },
   });
 });
 
@@ -74,6 +75,24 @@ describe('analyseCanaryEndpoints', () => {
     expect((err as ApplicationFailure).type).toBe('InvalidInput');
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
     expect((err as Error).message).toMatch(/minSamples: must be >= 1/);
+  });
+
+  it('refuses endpoints outside the load-test target allowlist before sending anything', async () => {
+    const env = new MockActivityEnvironment();
+    const before = canary.stats().requests.total;
+    const err = await env
+      .run(
+        activities.analyseCanaryEndpoints,
+        analysisRequest({ stable: { revision: 'stable-1', baseUrl: 'http://169.254.169.254/latest' } }),
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).type).toBe('InvalidInput');
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toMatch(
+      /stable\.baseUrl: "http:\/\/169\.254\.169\.254\/latest" is not an allowed load-test target/,
+    );
+    expect(canary.stats().requests.total).toBe(before);
   });
 
   it('stops measuring when cancelled', async () => {

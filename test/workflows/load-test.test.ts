@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -25,6 +25,8 @@ let env: TestWorkflowEnvironment;
 let sim: TestSimulator;
 let storeDir: string;
 let store: FsArtifactStore;
+/** The worker's only prompt root in this file. */
+let promptDir: string;
 let stopWorkers: () => Promise<void>;
 
 beforeAll(async () => {
@@ -32,7 +34,12 @@ beforeAll(async () => {
   sim = await startSimulator({ ttftMs: 20, tpotMs: 4, jitterSigma: 0.1 });
   storeDir = await mkdtemp(path.join(tmpdir(), 'qwenops-loadtest-store-'));
   store = new FsArtifactStore(storeDir);
-  const activities = createLoadTestActivities({ store, analyzer: new ProbeCanaryAnalyzer() });
+  promptDir = await mkdtemp(path.join(tmpdir(), 'qwenops-loadtest-prompts-'));
+  const activities = createLoadTestActivities({
+    store,
+    analyzer: new ProbeCanaryAnalyzer(),
+    confinement: { promptRoots: [promptDir], loadTestTargets: ['127.0.0.1', 'localhost'] },
+  });
   const common = { connection: env.nativeConnection };
   const workers = await Promise.all([
     Worker.create({ ...common, taskQueue: TASK_QUEUES.default, workflowBundle: await workflowBundle() }),
@@ -50,6 +57,7 @@ afterAll(async () => {
   await env?.teardown();
   await sim?.close();
   if (storeDir) await rm(storeDir, { recursive: true, force: true });
+  if (promptDir) await rm(promptDir, { recursive: true, force: true });
 });
 
 function start(input: unknown, workflowId = `loadtest-${randomUUID()}`) {
@@ -178,5 +186,77 @@ describe('loadTest workflow', () => {
     const total = sim.stats().requests.total;
     await new Promise((r) => setTimeout(r, 500));
     expect(sim.stats().requests.total).toBe(total); // no new requests after the stop
+  });
+});
+
+describe('loadTest workflow confinement (prompt roots, target allowlist)', () => {
+  /** Runs a test that must be refused: InvalidInput, not retried, nothing sent to the server. */
+  async function refused(input: LoadTestWorkflowInput): Promise<ApplicationFailure> {
+    const before = sim.stats().requests.total;
+    const err = await (await start(input)).result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    let cause: unknown = (err as WorkflowFailedError).cause;
+    // Refused in the activity: the ActivityFailure wraps the non-retryable ApplicationFailure.
+    if (!(cause instanceof ApplicationFailure)) cause = (cause as { cause?: unknown }).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    const failure = cause as ApplicationFailure;
+    expect(failure.type).toBe('InvalidInput');
+    expect(failure.nonRetryable).toBe(true);
+    expect(sim.stats().requests.total).toBe(before);
+    return failure;
+  }
+
+  it('refuses a prompt file outside the prompt roots (/etc/passwd, /etc/shadow) without echoing it', async () => {
+    for (const file of ['/etc/passwd', '/etc/shadow']) {
+      const failure = await refused({ request: request({ prompts: { kind: 'jsonl', path: file } }) });
+      expect(failure.message).toMatch(/prompts\.path: .* is outside the allowed prompt file roots/);
+      expect(failure.message).toMatch(/confinement\.promptRoots, QWENOPS_PROMPT_ROOTS/);
+      expect(failure.message).not.toMatch(/root:|nologin|\/bin\/(ba)?sh/);
+    }
+  });
+
+  it('refuses a symlink inside a prompt root that points outside it', async () => {
+    const link = path.join(promptDir, 'innocent.jsonl');
+    await symlink('/etc/passwd', link);
+    const failure = await refused({ request: request({ prompts: { kind: 'jsonl', path: link } }) });
+    expect(failure.message).toMatch(/prompts\.path: .* resolves \(through a symlink\) outside the allowed/);
+    expect(failure.message).not.toMatch(/root:|nologin/);
+  });
+
+  it('refuses "../" traversal at start, naming the field', async () => {
+    const failure = await failureOf(
+      (
+        await start({
+          request: request({ prompts: { kind: 'jsonl', path: `${promptDir}/../../etc/passwd` } }),
+        })
+      ).result(),
+    );
+    expect(failure.type).toBe('InvalidInput');
+    expect(failure.message).toMatch(/prompts\.path: must not contain "\.\." segments/);
+  });
+
+  it('refuses a target URL outside the allowlist', async () => {
+    for (const url of [
+      'http://10.0.0.1:8000/v1',
+      'http://169.254.169.254/latest',
+      'http://127.0.0.1@example.com/v1',
+    ]) {
+      const failure = await refused({ request: request({ url }) });
+      expect(failure.message).toMatch(
+        /url: .* is not an allowed load-test target \(confinement\.loadTestTargets/,
+      );
+    }
+  });
+
+  it('still runs a prompt file inside a prompt root against an allowed target', async () => {
+    const file = path.join(promptDir, 'prompts.jsonl');
+    await writeFile(file, '{"prompt":"你好"}\n{"messages":[{"role":"user","content":"介绍一下你自己"}]}\n');
+    const result = (await (
+      await start({ request: request({ prompts: { kind: 'jsonl', path: file }, maxRequests: 4 }) })
+    ).result()) as LoadTestWorkflowResult;
+    expect(result.summary).toMatchObject({ requests: 4, ok: 4 });
   });
 });

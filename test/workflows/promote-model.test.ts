@@ -8,6 +8,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
+import type { DecisionGate } from '../../src/domain/control.js';
 import type { PromotionSpecInput } from '../../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../../src/domain/status.js';
 import {
@@ -82,9 +83,9 @@ async function waitForStatus(
   }
 }
 
-async function approveWhenAsked(handle: WorkflowHandle, gate: string): Promise<void> {
+async function approveWhenAsked(handle: WorkflowHandle, gate: DecisionGate): Promise<void> {
   await waitForStatus(handle, (s) => s.pendingDecision?.gate === gate, `the ${gate} gate`);
-  await handle.executeUpdate(approveUpdate, { args: [{ by: 'tester' }] });
+  await handle.executeUpdate(approveUpdate, { args: [{ gate, by: 'tester' }] });
 }
 
 async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
@@ -172,7 +173,9 @@ describe('promoteModel', () => {
         /quality drop 0\.6% \(95% interval -0\.4% \.\. 1\.6% over 200 paired items.*the interval spans the limit/,
       );
       expect(status.stages.find((s) => s.name === 'validate')?.state).toBe('running');
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'ml-lead' }] });
+      await handle.executeUpdate(approveUpdate, {
+        args: [{ gate: 'inconclusive-quality-gate', by: 'ml-lead' }],
+      });
       const result = (await handle.result()) as { outcome: string; status: PipelineStatus };
       expect(result.outcome).toBe('promoted');
       expect(result.status.stages.find((s) => s.name === 'validate')?.detail).toMatch(
@@ -191,7 +194,7 @@ describe('promoteModel', () => {
         'inconclusive quality gate',
       );
       await handle.executeUpdate(rejectUpdate, {
-        args: [{ by: 'ml-lead', comment: 'measure on more items' }],
+        args: [{ gate: 'inconclusive-quality-gate', by: 'ml-lead', comment: 'measure on more items' }],
       });
       const failure = await failureOf(handle);
       expect(failure.type).toBe('QualityGateFailed');
@@ -226,7 +229,13 @@ describe('promoteModel', () => {
       expect(status.outcome).toBe('rolled_back');
       expect(status.reason).toContain('50% traffic');
       expect(status.lastAnalysis?.verdict).toBe('fail');
-      expect(status.traffic.canaryPercent).toBe(50);
+      expect(status.lastAnalysis?.canaryPercent).toBe(50);
+      // The traffic line is what the cluster reported after the rollback.
+      expect(status.traffic).toEqual({
+        stableRevision: 'svc-predictor-00001',
+        canaryRevision: undefined,
+        canaryPercent: 0,
+      });
       expect(status.compensations.map((c) => c.name)).toEqual([
         'rollbackCanary',
         'releaseServingTarget',
@@ -314,7 +323,9 @@ describe('promoteModel', () => {
     await withWorkers(fake, async () => {
       const handle = await start(baseSpec({ approvals: { beforeCanary: false, beforePromote: true } }));
       await waitForStatus(handle, (s) => s.pendingDecision?.gate === 'before-promote', 'promote gate');
-      await handle.executeUpdate(rejectUpdate, { args: [{ by: 'lead', comment: 'numbers look off' }] });
+      await handle.executeUpdate(rejectUpdate, {
+        args: [{ gate: 'before-promote', by: 'lead', comment: 'numbers look off' }],
+      });
       const failure = await failureOf(handle);
       expect(failure.type).toBe('Rejected');
       expect(failure.message).toBe('rejected by lead at approve-promote: numbers look off');
@@ -375,7 +386,7 @@ describe('promoteModel', () => {
       );
       expect(status.pendingDecision?.question).toContain('only 3 samples, need 30');
       expect(status.lastAnalysis?.verdict).toBe('inconclusive');
-      await handle.executeUpdate(approveUpdate, { args: [{ by: 'sre' }] });
+      await handle.executeUpdate(approveUpdate, { args: [{ gate: 'inconclusive-analysis', by: 'sre' }] });
       const result = (await handle.result()) as { outcome: string };
       expect(result.outcome).toBe('promoted');
     });

@@ -56,6 +56,7 @@ async function withWorkers<T>(fn: () => Promise<T>): Promise<T> {
     embedder,
     logger,
     heartbeatIntervalMs: 200,
+    directoryRoots: [corpus],
   });
   const workflowWorker = await Worker.create({
     connection: env.nativeConnection,
@@ -145,6 +146,32 @@ describe('reindexKnowledgeBase workflow', () => {
     const cause = (error as WorkflowFailedError).cause as { type?: string; message: string };
     expect(cause.type).toBe('InvalidInput');
     expect(cause.message).toContain('chunking.targetTokens');
+  });
+
+  it('refuses a directory source outside the worker\'s knowledge roots (and ".." traversal) as InvalidInput', async () => {
+    const failureOf = async (source: ReindexRequestInput['source'], workflowId: string) => {
+      const error = await withWorkers(() =>
+        env.client.workflow
+          .execute(reindexKnowledgeBase, {
+            args: [{ request: request({ source }) }],
+            taskQueue: TASK_QUEUES.default,
+            workflowId,
+          })
+          .catch((err: unknown) => err),
+      );
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      // The refusal itself: the workflow's failure or the activity failure under it.
+      let cause = (error as WorkflowFailedError).cause as { type?: string; message: string; cause?: unknown };
+      while (cause.type !== 'InvalidInput' && cause.cause) cause = cause.cause as typeof cause;
+      expect(cause.type).toBe('InvalidInput');
+      return cause.message;
+    };
+    expect(await failureOf({ kind: 'directory', path: '/etc' }, 'reindex-kb-etc')).toMatch(
+      /source\.path: "\/etc" is outside the allowed knowledge directory roots \(confinement\.knowledgeRoots, QWENOPS_KNOWLEDGE_ROOTS\)/,
+    );
+    expect(await failureOf({ kind: 'directory', path: `${corpus}/../..` }, 'reindex-kb-dotdot')).toMatch(
+      /source\.path: must not contain "\.\." segments/,
+    );
   });
 
   it('refuses to start while another run holds the knowledge base, writing nothing', async () => {

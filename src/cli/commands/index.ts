@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { registerKnowledgeCommands } from './kb.js';
+import { registerLeaseCommands } from './lease.js';
 import { registerLoadTestCommands } from './loadtest.js';
 import { registerPipelineCommands } from './pipelines.js';
 import { registerScheduleCommands } from './schedule.js';
@@ -18,4 +19,5 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   registerLoadTestCommands,
   registerKnowledgeCommands,
   registerScheduleCommands,
+  registerLeaseCommands,
 ];

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { reindexStatusQuery, TASK_QUEUES } from '../../../workflows/definitions.js';
 import type { reindexKnowledgeBase } from '../../../workflows/reindex-knowledge-base.js';
+import { StoreAuditLog } from '../../audit/audit-log.js';
 import {
   REINDEX_MODES,
   type ReindexReport,
@@ -29,17 +30,14 @@ import { createLogger } from '../../observability/logger.js';
 import { createArtifactStore } from '../../storage/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
+import { integerOption, portOption, tableNameOption } from '../options.js';
 import type { CommandGroup } from './index.js';
 
 // `qwenops kb`: db (run the embedded database), reindex (through the workflow, or --local
 // in this process), status, search, ask (RAG answer from the chat endpoint), rollback.
 
-const positiveInt = (what: string) => (text: string) => {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1)
-    throw new InvalidArgumentError(`${what} must be a whole number >= 1`);
-  return value;
-};
+/** Top-k of a search: the HNSW search list (hnsw.ef_search) holds at most 1000. */
+const MAX_TOP_K = 1000;
 
 export interface SourceFlags {
   dir?: string;
@@ -105,18 +103,19 @@ function withStore<T>(ctx: CliContext, table: string, fn: (store: PgVectorStore)
 
 export const registerKnowledgeCommands: CommandGroup = (program: Command, context: () => CliContext) => {
   const kb = program.command('kb').description('the RAG knowledge base: re-index, search, ask');
-  const tableOption = () => new Option('--table <name>', 'knowledge table').default('qwen_knowledge');
+  const tableOption = () =>
+    new Option('--table <name>', 'knowledge table').default('qwen_knowledge').argParser(tableNameOption());
 
   kb.command('db')
     .description('run the embedded database (PGlite + pgvector, persisted on disk) until interrupted')
     .option('--data-dir <dir>', 'data directory (default: <stateDir>/pgdata)')
-    .option('--port <port>', 'port on 127.0.0.1', String(EMBEDDED_DATABASE_PORT))
-    .action(async (opts: { dataDir?: string; port: string }) => {
+    .option('--port <port>', 'port on 127.0.0.1', portOption('--port'), EMBEDDED_DATABASE_PORT)
+    .action(async (opts: { dataDir?: string; port: number }) => {
       const ctx = context();
       const logger = createLogger('embedded-postgres', ctx.config.log.level);
       const db = await startEmbeddedPostgres({
         dataDir: opts.dataDir ?? path.join(ctx.config.stateDir, 'pgdata'),
-        port: Number(opts.port),
+        port: opts.port,
         logger,
       });
       process.stderr.write(`embedded postgres at ${db.url} (QWENOPS_DATABASE_URL); Ctrl-C stops it\n`);
@@ -221,7 +220,7 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
   kb.command('search')
     .description('top-k chunks for a question, with sources and cosine scores')
     .argument('<question>', 'the question')
-    .option('-k, --top <k>', 'how many chunks', positiveInt('--top'), 5)
+    .option('-k, --top <k>', 'how many chunks', integerOption('--top', { max: MAX_TOP_K }), 5)
     .addOption(tableOption())
     .action(async (question: string, opts: { top: number; table: string }) => {
       const ctx = context();
@@ -235,7 +234,7 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
   kb.command('ask')
     .description('answer from the knowledge base only (RAG prompt, temperature 0.3); says 我不知道 otherwise')
     .argument('<question>', 'the question')
-    .option('-k, --top <k>', 'chunks given as references', positiveInt('--top'), 4)
+    .option('-k, --top <k>', 'chunks given as references', integerOption('--top', { max: MAX_TOP_K }), 4)
     .option(
       '--chat-url <url>',
       'OpenAI-compatible API root (…/v1) serving the chat model',
@@ -280,5 +279,47 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
         { table: opts.table, rows },
         () => `${opts.table}: previous generation is live again (${rows} chunks)`,
       );
+    });
+
+  kb.command('unlock')
+    .description(
+      'free a base whose re-index is gone (terminated, lost): deletes its expired lease; refuses one its run still renews unless --force',
+    )
+    .addOption(tableOption())
+    .option(
+      '--force',
+      'delete it even though its run still renews it (that run then fails at its next write)',
+    )
+    .option('--reason <text>', 'why (goes into the audit record)')
+    .option('--requested-by <user>', 'who unlocks it (audit records)', process.env.USER ?? 'cli')
+    .action(async (opts: { table: string; force?: boolean; reason?: string; requestedBy: string }) => {
+      const ctx = context();
+      const result = await withStore(ctx, opts.table, (store) =>
+        store.breakLease({ force: Boolean(opts.force) }),
+      );
+      if (result.broken) {
+        const audit = new StoreAuditLog(await createArtifactStore(ctx.config.store));
+        await audit.record({
+          actor: opts.requestedBy,
+          action: 'knowledge.lease-break',
+          target: `knowledge ${opts.table}`,
+          details: {
+            runId: result.broken.runId,
+            holder: result.broken.holder,
+            mode: result.broken.mode,
+            expiresAt: result.broken.expiresAt,
+            forced: Boolean(opts.force) && Date.parse(result.broken.expiresAt) > Date.now(),
+            ...(opts.reason ? { reason: opts.reason } : {}),
+          },
+        });
+      }
+      ctx.print({ table: opts.table, ...result }, () => {
+        if (result.broken)
+          return `${opts.table}: unlocked (lease of run ${result.broken.runId} by ${result.broken.holder}, until ${result.broken.expiresAt})`;
+        if (result.live)
+          return `${opts.table}: refused: run ${result.live.runId} (${result.live.holder}) still renews its lease, until ${result.live.expiresAt}; is it still running? --force unlocks anyway`;
+        return `${opts.table}: not locked`;
+      });
+      if (result.live) process.exitCode = EXIT.error;
     });
 };

@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Command } from 'commander';
-import YAML from 'yaml';
 import {
   abortUpdate,
   approveUpdate,
@@ -12,12 +10,14 @@ import {
   statusQuery,
 } from '../../../workflows/definitions.js';
 import { parseCanaryReleaseSpec } from '../../domain/canary.js';
+import { DECISION_GATES, type DecisionGate } from '../../domain/control.js';
 import { parsePromotionSpec } from '../../domain/promotion-spec.js';
 import type { PipelineStatus } from '../../domain/status.js';
 import { InputValidationError } from '../../domain/validation.js';
 import { createDataConverter } from '../../temporal/data-converter.js';
 import type { CliContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
+import { integerOption } from '../options.js';
 import {
   type Conclusion,
   conclude,
@@ -28,57 +28,10 @@ import {
   startPromotion,
 } from '../pipelines.js';
 import { renderStatus } from '../render.js';
+import { applySets, readSpecFile } from '../spec-input.js';
 import type { CommandGroup } from './index.js';
 
 // promote, canary, status, approve, reject, abort, pause, resume, list.
-
-function readSpecFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw new InputValidationError('spec file', [{ path: file, message: (err as Error).message }]);
-  }
-  let value: unknown;
-  try {
-    value = file.endsWith('.json') || text.trimStart().startsWith('{') ? JSON.parse(text) : YAML.parse(text);
-  } catch (err) {
-    throw new InputValidationError('spec file', [
-      {
-        path: file,
-        message: `malformed ${file.endsWith('.json') ? 'JSON' : 'JSON/YAML'}: ${(err as Error).message}`,
-      },
-    ]);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InputValidationError('spec file', [{ path: file, message: 'must contain an object' }]);
-  }
-  return value as Record<string, unknown>;
-}
-
-/** --set a.b=value: value is JSON when it parses (numbers, booleans, arrays), else a string. */
-function applySets(target: Record<string, unknown>, sets: string[]): void {
-  for (const assignment of sets) {
-    const eq = assignment.indexOf('=');
-    if (eq <= 0)
-      throw new InputValidationError('--set', [
-        { path: assignment, message: 'must be path=value, e.g. canary.steps=[10,50,100]' },
-      ]);
-    const pathText = assignment.slice(0, eq);
-    const raw = assignment.slice(eq + 1);
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {}
-    const parts = pathText.split('.');
-    let node = target;
-    for (const part of parts.slice(0, -1)) {
-      if (typeof node[part] !== 'object' || node[part] === null) node[part] = {};
-      node = node[part] as Record<string, unknown>;
-    }
-    node[parts[parts.length - 1] as string] = value;
-  }
-}
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -137,6 +90,15 @@ async function sendUpdate(
     }
     throw err;
   }
+}
+
+function gateOption(value: string): DecisionGate {
+  if (!(DECISION_GATES as readonly string[]).includes(value)) {
+    throw new InputValidationError('--gate', [
+      { path: 'gate', message: `must be one of ${DECISION_GATES.join(', ')}` },
+    ]);
+  }
+  return value as DecisionGate;
 }
 
 export const registerPipelineCommands: CommandGroup = (program: Command, context) => {
@@ -243,11 +205,23 @@ export const registerPipelineCommands: CommandGroup = (program: Command, context
       .argument('<workflowId>')
       .option('--by <user>', 'who decides (audit records)', process.env.USER ?? 'cli')
       .option('--comment <text>', 'why')
-      .action(async (workflowId: string, opts) => {
+      .option(
+        '--gate <gate>',
+        `the gate this answers (${DECISION_GATES.join(', ')}); default: the one the pipeline waits at now, printed`,
+        gateOption,
+      )
+      .action(async (workflowId: string, opts: { by: string; comment?: string; gate?: DecisionGate }) => {
         const update = name === 'approve' ? approveUpdate : rejectUpdate;
-        await sendUpdate(context(), workflowId, name, (h) =>
-          h.executeUpdate(update, { args: [{ by: opts.by, comment: opts.comment }] }),
-        );
+        await sendUpdate(context(), workflowId, name, async (h) => {
+          // The workflow refuses a decision for any other gate than the one it waits at, so a
+          // decision typed for one gate can never answer the next.
+          const gate = opts.gate ?? (await h.query(statusQuery)).pendingDecision?.gate;
+          if (!gate) {
+            throw new Error(`${name} refused: ${workflowId} is not waiting for a decision`);
+          }
+          if (!opts.gate) process.stderr.write(`${name}: answering gate ${gate}\n`);
+          return h.executeUpdate(update, { args: [{ gate, by: opts.by, comment: opts.comment }] });
+        });
       });
   decision(
     'approve',
@@ -302,12 +276,12 @@ export const registerPipelineCommands: CommandGroup = (program: Command, context
     .command('list')
     .description('list promotions and canary releases with their stage and outcome')
     .option('--running', 'only running ones')
-    .option('--limit <n>', 'at most n rows', '50')
-    .action(async (opts) => {
+    .option('--limit <n>', 'at most n rows (1-10000)', integerOption('--limit', { max: 10_000 }), 50)
+    .action(async (opts: { running?: boolean; limit: number }) => {
       const ctx = context();
       const rows = await listPipelines(await ctx.client(), {
         running: opts.running,
-        limit: Number(opts.limit),
+        limit: opts.limit,
       });
       ctx.print(rows, () =>
         rows.length === 0

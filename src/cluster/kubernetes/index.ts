@@ -1,12 +1,16 @@
 import path from 'node:path';
 import { KubeConfig, type Middleware as PromiseMiddleware } from '@kubernetes/client-node';
 import type { QwenopsConfig } from '../../config/config.js';
+import { DEFAULT_ROLLOUT_LEASE_SECONDS } from '../../domain/lease.js';
 import type { Logger } from '../../observability/logger.js';
 import { repoRoot } from '../../runtime/entrypoints.js';
 import type {
+  ClaimOutcome,
   ClusterBackend,
   GpuJobSpec,
   JobStatus,
+  RenewOutcome,
+  ServiceLease,
   ServingRef,
   ServingRevisionSpec,
   ServingStatus,
@@ -27,6 +31,7 @@ export type { InferenceService } from './inference-service.js';
 export { buildPredictor, servingStatusFrom, trafficSettled, vllmArgs } from './inference-service.js';
 export type { JobTemplates } from './job-manifest.js';
 export { buildJobManifest, jobStatusFromObject, loadJobTemplates } from './job-manifest.js';
+export { ROLLOUT_LEASE_PREFIX, rolloutLeaseName, serviceLeaseOf } from './serving.js';
 export { newWatchStats, type WatchStats, watchUntil } from './watch.js';
 
 /** Where the Job templates are when no directory is configured: the repository's k8s/ base. */
@@ -108,11 +113,25 @@ export class KubernetesBackend implements ClusterBackend {
   claimService(
     ref: ServingRef,
     owner: string,
-  ): Promise<{ claimed: true } | { claimed: false; holder: string }> {
-    return this.serving.claimService(ref, owner);
+    leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
+  ): Promise<ClaimOutcome> {
+    return this.serving.claimService(ref, owner, leaseSeconds);
+  }
+  renewService(
+    ref: ServingRef,
+    owner: string,
+    leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
+  ): Promise<RenewOutcome> {
+    return this.serving.renewService(ref, owner, leaseSeconds);
   }
   releaseService(ref: ServingRef, owner: string): Promise<void> {
     return this.serving.releaseService(ref, owner);
+  }
+  getServiceLease(ref: ServingRef): Promise<ServiceLease | undefined> {
+    return this.serving.getServiceLease(ref);
+  }
+  breakServiceLease(ref: ServingRef, expected: ServiceLease): Promise<boolean> {
+    return this.serving.breakServiceLease(ref, expected);
   }
   deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus> {
     return this.serving.deployService(ref, revision);

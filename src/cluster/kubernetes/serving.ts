@@ -1,9 +1,13 @@
-import { type V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import { type V1Lease, type V1LeaseSpec, V1MicroTime } from '@kubernetes/client-node';
+import { checkLeaseSeconds, DEFAULT_ROLLOUT_LEASE_SECONDS, leaseExpired } from '../../domain/lease.js';
 import type { Logger } from '../../observability/logger.js';
 import {
+  type ClaimOutcome,
   ClusterError,
   type ClusterServing,
   type DeploymentMode,
+  type RenewOutcome,
+  type ServiceLease,
   type ServingRef,
   type ServingRevisionSpec,
   type ServingStatus,
@@ -47,7 +51,34 @@ export interface KubernetesServingOptions {
   watchStats: WatchStats;
 }
 
-const LEASE_PREFIX = 'qwenops-rollout-';
+/**
+ * Prefix of the rollout Leases: `qwenops-rollout-<service>`, predictable so the worker's Role
+ * can name each Lease it may get, update and delete (RBAC resourceNames has no wildcards).
+ */
+export const ROLLOUT_LEASE_PREFIX = 'qwenops-rollout-';
+
+export function rolloutLeaseName(service: string): string {
+  return `${ROLLOUT_LEASE_PREFIX}${service}`;
+}
+
+function isoTime(value: Date | string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+/** The port's view of a Lease object. */
+export function serviceLeaseOf(lease: V1Lease): ServiceLease {
+  const spec = lease.spec ?? {};
+  const view: ServiceLease = { holder: spec.holderIdentity ?? '', transitions: spec.leaseTransitions ?? 0 };
+  const acquireTime = isoTime(spec.acquireTime);
+  const renewTime = isoTime(spec.renewTime);
+  if (acquireTime) view.acquireTime = acquireTime;
+  if (renewTime) view.renewTime = renewTime;
+  if (spec.leaseDurationSeconds !== undefined) view.durationSeconds = spec.leaseDurationSeconds;
+  if (lease.metadata?.resourceVersion) view.version = lease.metadata.resourceVersion;
+  return view;
+}
 const TAG_ROUTING_ANNOTATION = 'serving.kserve.io/enable-tag-routing';
 
 function unsupportedCanary(ref: ServingRef): ClusterError {
@@ -79,6 +110,8 @@ function checkPercent(percent: number): void {
 export class KubernetesServing implements ClusterServing {
   /** 409 Conflicts met and resolved by re-reading (observability and tests). */
   conflictRetries = 0;
+  /** Lease writes that lost a race (409) or found the Lease gone, and looked again. */
+  leaseConflicts = 0;
 
   constructor(private readonly options: KubernetesServingOptions) {}
 
@@ -181,15 +214,27 @@ export class KubernetesServing implements ClusterServing {
   }
 
   // --- rollout lease -------------------------------------------------------------------
+  //
+  // One coordination.k8s.io Lease per service, named rolloutLeaseName(service) so the
+  // worker's Role can list the names it may touch (k8s/base/rbac.yaml). It lasts
+  // spec.leaseDurationSeconds from spec.renewTime; the holder renews it while it drives the
+  // service, and a claimer takes over one that expired. Every change is a PUT carrying the
+  // resourceVersion it read (a create for a new one), so of two claimers racing for the
+  // same lease the apiserver lets exactly one write succeed; the other re-reads and sees
+  // the winner.
 
   private leaseName(ref: ServingRef): string {
-    return `${LEASE_PREFIX}${ref.name}`;
+    return rolloutLeaseName(ref.name);
+  }
+
+  private leaseWhat(ref: ServingRef): string {
+    return `Lease ${ref.namespace}/${this.leaseName(ref)}`;
   }
 
   private async readLease(ref: ServingRef): Promise<V1Lease | undefined> {
     try {
       return await callApi(
-        `get Lease ${ref.namespace}/${this.leaseName(ref)}`,
+        `get ${this.leaseWhat(ref)}`,
         () =>
           this.options.clients.coordination.readNamespacedLease({
             namespace: ref.namespace,
@@ -203,18 +248,11 @@ export class KubernetesServing implements ClusterServing {
     }
   }
 
-  async claimService(
-    ref: ServingRef,
-    owner: string,
-  ): Promise<{ claimed: true } | { claimed: false; holder: string }> {
-    const existing = await this.readLease(ref);
-    if (existing) {
-      const holder = existing.spec?.holderIdentity ?? '';
-      return holder === owner ? { claimed: true } : { claimed: false, holder };
-    }
+  /** Creates the lease; false when someone else created it first (409 AlreadyExists). */
+  private async createLease(ref: ServingRef, spec: V1LeaseSpec): Promise<boolean> {
     try {
       await callApi(
-        `create Lease ${ref.namespace}/${this.leaseName(ref)}`,
+        `create ${this.leaseWhat(ref)}`,
         () =>
           this.options.clients.coordination.createNamespacedLease({
             namespace: ref.namespace,
@@ -230,39 +268,164 @@ export class KubernetesServing implements ClusterServing {
                   'qwenops.io/service': labelValue(ref.name),
                 },
               },
-              spec: { holderIdentity: owner, acquireTime: new V1MicroTime() },
+              spec,
             },
           }),
         this.options.retry,
       );
-      return { claimed: true };
+      return true;
     } catch (err) {
-      if (err instanceof ClusterError && err.code === 'Conflict') {
-        // Another claimant created it between our read and create.
-        const holder = (await this.readLease(ref))?.spec?.holderIdentity ?? '';
-        return holder === owner ? { claimed: true } : { claimed: false, holder };
+      if (err instanceof ClusterError && err.code === 'Conflict') return false;
+      throw err;
+    }
+  }
+
+  /** Replaces the lease read as `current`; false when it changed since (409) or is gone. */
+  private async replaceLease(ref: ServingRef, current: V1Lease, spec: V1LeaseSpec): Promise<boolean> {
+    try {
+      await callApi(
+        `update ${this.leaseWhat(ref)}`,
+        () =>
+          this.options.clients.coordination.replaceNamespacedLease({
+            namespace: ref.namespace,
+            name: this.leaseName(ref),
+            fieldManager: this.options.fieldManager,
+            // metadata carries the resourceVersion read: the write fails if anyone wrote since.
+            body: { ...current, spec },
+          }),
+        this.options.retry,
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ClusterError && (err.code === 'Conflict' || err.code === 'NotFound')) {
+        this.leaseConflicts++;
+        return false;
       }
       throw err;
     }
   }
 
+  private tooManyConflicts(ref: ServingRef, action: string): ClusterError {
+    return new ClusterError(
+      'Conflict',
+      `${action} ${this.leaseWhat(ref)}: it kept changing under ${this.options.conflictRetries} attempts`,
+      true,
+    );
+  }
+
+  async getServiceLease(ref: ServingRef): Promise<ServiceLease | undefined> {
+    const lease = await this.readLease(ref);
+    return lease ? serviceLeaseOf(lease) : undefined;
+  }
+
+  async claimService(
+    ref: ServingRef,
+    owner: string,
+    leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
+  ): Promise<ClaimOutcome> {
+    checkLeaseSeconds(leaseSeconds);
+    for (let round = 1; round <= this.options.conflictRetries; round++) {
+      const existing = await this.readLease(ref);
+      const now = new V1MicroTime();
+      if (!existing) {
+        const created = await this.createLease(ref, {
+          holderIdentity: owner,
+          acquireTime: now,
+          renewTime: now,
+          leaseDurationSeconds: leaseSeconds,
+          leaseTransitions: 0,
+        });
+        if (created) return { claimed: true };
+        continue; // another claimer created it between our read and create: look again
+      }
+      const current = serviceLeaseOf(existing);
+      const spec = existing.spec ?? {};
+      if (current.holder === owner) {
+        // A retried claim: renew, keep acquireTime.
+        if (
+          await this.replaceLease(ref, existing, {
+            ...spec,
+            renewTime: now,
+            leaseDurationSeconds: leaseSeconds,
+          })
+        )
+          return { claimed: true };
+        continue;
+      }
+      if (current.holder !== '' && !leaseExpired(current, now.getTime(), leaseSeconds)) {
+        return { claimed: false, holder: current.holder };
+      }
+      const taken = await this.replaceLease(ref, existing, {
+        holderIdentity: owner,
+        acquireTime: now,
+        renewTime: now,
+        leaseDurationSeconds: leaseSeconds,
+        leaseTransitions: current.transitions + 1,
+      });
+      if (!taken) continue; // someone else wrote first (maybe took it): look again
+      this.options.logger?.warn(
+        {
+          service: ref.name,
+          namespace: ref.namespace,
+          owner,
+          previousHolder: current.holder,
+          lastRenewed: current.renewTime,
+        },
+        'took over an expired rollout lease',
+      );
+      return current.holder ? { claimed: true, previousHolder: current.holder } : { claimed: true };
+    }
+    throw this.tooManyConflicts(ref, 'claim');
+  }
+
+  async renewService(
+    ref: ServingRef,
+    owner: string,
+    leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
+  ): Promise<RenewOutcome> {
+    checkLeaseSeconds(leaseSeconds);
+    for (let round = 1; round <= this.options.conflictRetries; round++) {
+      const existing = await this.readLease(ref);
+      if (!existing) return { renewed: false };
+      const holder = existing.spec?.holderIdentity ?? '';
+      if (holder !== owner) return holder ? { renewed: false, holder } : { renewed: false };
+      const spec: V1LeaseSpec = {
+        ...existing.spec,
+        renewTime: new V1MicroTime(),
+        leaseDurationSeconds: leaseSeconds,
+      };
+      if (await this.replaceLease(ref, existing, spec)) return { renewed: true };
+    }
+    throw this.tooManyConflicts(ref, 'renew');
+  }
+
   async releaseService(ref: ServingRef, owner: string): Promise<void> {
     const lease = await this.readLease(ref);
     if (!lease || lease.spec?.holderIdentity !== owner) return;
+    await this.deleteLease(ref, lease.metadata?.resourceVersion);
+  }
+
+  async breakServiceLease(ref: ServingRef, expected: ServiceLease): Promise<boolean> {
+    if (!expected.version) return false;
+    return this.deleteLease(ref, expected.version);
+  }
+
+  /** Deletes the lease only at `resourceVersion`: never one a new holder took in between. */
+  private async deleteLease(ref: ServingRef, resourceVersion: string | undefined): Promise<boolean> {
     try {
       await callApi(
-        `delete Lease ${ref.namespace}/${this.leaseName(ref)}`,
+        `delete ${this.leaseWhat(ref)}`,
         () =>
           this.options.clients.coordination.deleteNamespacedLease({
             namespace: ref.namespace,
             name: this.leaseName(ref),
-            // Only the lease we read: never one a new holder took in between.
-            body: { preconditions: { resourceVersion: lease.metadata?.resourceVersion } },
+            body: { preconditions: { resourceVersion } },
           }),
         this.options.retry,
       );
+      return true;
     } catch (err) {
-      if (err instanceof ClusterError && (err.code === 'NotFound' || err.code === 'Conflict')) return;
+      if (err instanceof ClusterError && (err.code === 'NotFound' || err.code === 'Conflict')) return false;
       throw err;
     }
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_ROLLOUT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from '../../domain/lease.js';
 import { dnsLabelSchema } from '../../domain/validation.js';
 import type { ClusterErrorCode, GpuJobSpec, JobStatus, ServingStatus } from '../port.js';
 import type { ProxyFault } from './traffic-proxy.js';
@@ -7,6 +8,7 @@ import type { ProxyFault } from './traffic-proxy.js';
 // (client). Paths follow Kubernetes conventions so they read like the real thing:
 //   /apis/batch/v1/namespaces/{ns}/jobs[/{name}[/log]]
 //   /apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices/{name}[/canary|/canary/traffic|/promote|/rollback|/lease]
+//     /lease: POST claim, PUT renew ({owner, leaseSeconds}), GET, DELETE ?owner= release, DELETE ?version= break
 // plus list endpoints without a namespace for tests and observability.
 
 export const JOBS_PATH = '/apis/batch/v1';
@@ -81,7 +83,17 @@ export const canaryBodySchema = z
   })
   .strict();
 export const trafficBodySchema = z.object({ percent: percentSchema }).strict();
-export const leaseBodySchema = z.object({ owner: z.string().min(1) }).strict();
+export const leaseBodySchema = z
+  .object({
+    owner: z.string().min(1),
+    leaseSeconds: z
+      .number()
+      .int()
+      .min(MIN_LEASE_SECONDS)
+      .max(MAX_LEASE_SECONDS)
+      .default(DEFAULT_ROLLOUT_LEASE_SECONDS),
+  })
+  .strict();
 
 /** What the daemon answers for one Job (status plus what tests check). */
 export interface JobView {

@@ -1,17 +1,22 @@
 import { Agent, type Dispatcher, request } from 'undici';
+import { DEFAULT_ROLLOUT_LEASE_SECONDS } from '../../domain/lease.js';
 import type { Logger } from '../../observability/logger.js';
 import {
+  type ClaimOutcome,
   type ClusterBackend,
   ClusterError,
   type ClusterErrorCode,
   type GpuJobSpec,
   type JobStatus,
+  type RenewOutcome,
+  type ServiceLease,
   type ServingRef,
   type ServingRevisionSpec,
   type ServingStatus,
   type WaitOptions,
 } from '../port.js';
 import { type ApiErrorBody, type JobView, jobPath, servicePath } from './api.js';
+import { readTokenFile } from './auth.js';
 import type { FaultRules } from './serving-manager.js';
 
 // The cluster port over the sandbox daemon's HTTP API. Transport failures (refused,
@@ -26,6 +31,14 @@ export interface SandboxBackendOptions {
   requestTimeoutMs?: number;
   /** Debug log of failed calls (the caller decides what to do with the errors). */
   logger?: Logger;
+  /**
+   * The daemon's bearer-token file (<daemon state dir>/api-token, config
+   * cluster.sandboxTokenFile); read when first needed and again after a 401 (a restarted
+   * daemon has a new token).
+   */
+  tokenFile?: string;
+  /** The token itself, instead of a file. */
+  token?: string;
 }
 
 const CODES = new Set<ClusterErrorCode>([
@@ -68,9 +81,13 @@ export class SandboxClusterBackend implements ClusterBackend {
   private readonly pollIntervalMs: number;
   private readonly requestTimeoutMs: number;
   private readonly logger: Logger | undefined;
+  private readonly tokenFile: string | undefined;
+  private token: string | undefined;
 
   constructor(options: SandboxBackendOptions) {
     this.logger = options.logger;
+    this.tokenFile = options.tokenFile;
+    this.token = options.token;
     this.base = options.url.replace(/\/+$/, '');
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -86,12 +103,61 @@ export class SandboxClusterBackend implements ClusterBackend {
     signal?: AbortSignal,
   ): Promise<{ status: number; text: string }> {
     const url = `${this.base}${path}`;
+    const first = this.authorization();
+    let result = await this.send(method, path, url, body, first, signal);
+    if (result.status === 401 && this.tokenFile) {
+      // A restarted daemon wrote a new token: read it again once.
+      this.token = undefined;
+      const again = this.authorization();
+      if (again.authorization !== first.authorization)
+        result = await this.send(method, path, url, body, again, signal);
+    }
+    const { status, text } = result;
+    if ((status >= 200 && status < 300) || accept.includes(status)) return { status, text };
+    let code: ClusterErrorCode = status >= 500 ? 'Unavailable' : 'Invalid';
+    if (status === 401) code = 'Forbidden';
+    let message = text.slice(0, 500);
+    try {
+      const parsed = JSON.parse(text) as ApiErrorBody;
+      if (CODES.has(parsed.error.code)) code = parsed.error.code;
+      message = parsed.error.message;
+    } catch {
+      // Not our JSON (a proxy in between?): keep the excerpt.
+    }
+    const retryable = status >= 500 || status === 429 || (code === 'Unavailable' && status === 503);
+    throw new ClusterError(code, `${method} ${path}: ${status} ${message}`, retryable);
+  }
+
+  /** The Authorization header, from the token or the token file (none when neither is set). */
+  private authorization(): Record<string, string> {
+    if (this.token === undefined && this.tokenFile) {
+      try {
+        this.token = readTokenFile(this.tokenFile);
+      } catch (err) {
+        throw new ClusterError(
+          'Forbidden',
+          `cannot read the sandbox API token ${this.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          false,
+        );
+      }
+    }
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
+  private async send(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    url: string,
+    body: unknown,
+    auth: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; text: string }> {
     let response: Dispatcher.ResponseData;
     try {
       response = await request(url, {
         method,
         dispatcher: this.dispatcher,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
         headersTimeout: this.requestTimeoutMs,
         bodyTimeout: this.requestTimeoutMs,
@@ -109,19 +175,7 @@ export class SandboxClusterBackend implements ClusterBackend {
       );
     }
     const text = await response.body.text().catch(() => '');
-    const status = response.statusCode;
-    if ((status >= 200 && status < 300) || accept.includes(status)) return { status, text };
-    let code: ClusterErrorCode = status >= 500 ? 'Unavailable' : 'Invalid';
-    let message = text.slice(0, 500);
-    try {
-      const parsed = JSON.parse(text) as ApiErrorBody;
-      if (CODES.has(parsed.error.code)) code = parsed.error.code;
-      message = parsed.error.message;
-    } catch {
-      // Not our JSON (a proxy in between?): keep the excerpt.
-    }
-    const retryable = status >= 500 || status === 429 || (code === 'Unavailable' && status === 503);
-    throw new ClusterError(code, `${method} ${path}: ${status} ${message}`, retryable);
+    return { status: response.statusCode, text };
   }
 
   private async json<T>(
@@ -222,13 +276,25 @@ export class SandboxClusterBackend implements ClusterBackend {
   async claimService(
     ref: ServingRef,
     owner: string,
-  ): Promise<{ claimed: true } | { claimed: false; holder: string }> {
-    const { value } = await this.json<{ claimed: true } | { claimed: false; holder: string }>(
-      'POST',
-      `${servicePath(ref.namespace, ref.name)}/lease`,
-      { owner },
-    );
-    return value as { claimed: true } | { claimed: false; holder: string };
+    leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
+  ): Promise<ClaimOutcome> {
+    const { value } = await this.json<ClaimOutcome>('POST', `${servicePath(ref.namespace, ref.name)}/lease`, {
+      owner,
+      leaseSeconds,
+    });
+    return value as ClaimOutcome;
+  }
+
+  async renewService(
+    ref: ServingRef,
+    owner: string,
+    leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
+  ): Promise<RenewOutcome> {
+    const { value } = await this.json<RenewOutcome>('PUT', `${servicePath(ref.namespace, ref.name)}/lease`, {
+      owner,
+      leaseSeconds,
+    });
+    return value as RenewOutcome;
   }
 
   async releaseService(ref: ServingRef, owner: string): Promise<void> {
@@ -236,6 +302,23 @@ export class SandboxClusterBackend implements ClusterBackend {
       'DELETE',
       `${servicePath(ref.namespace, ref.name)}/lease?owner=${encodeURIComponent(owner)}`,
     );
+  }
+
+  async getServiceLease(ref: ServingRef): Promise<ServiceLease | undefined> {
+    const { value } = await this.json<{ lease: ServiceLease | null }>(
+      'GET',
+      `${servicePath(ref.namespace, ref.name)}/lease`,
+    );
+    return value?.lease ?? undefined;
+  }
+
+  async breakServiceLease(ref: ServingRef, expected: ServiceLease): Promise<boolean> {
+    if (!expected.version) return false;
+    const { value } = await this.json<{ broken: boolean }>(
+      'DELETE',
+      `${servicePath(ref.namespace, ref.name)}/lease?version=${encodeURIComponent(expected.version)}`,
+    );
+    return value?.broken === true;
   }
 
   private async serving(method: 'POST' | 'PUT', path: string, body: unknown): Promise<ServingStatus> {

@@ -19,7 +19,9 @@ import {
   SERVING_PATH,
   trafficBodySchema,
 } from './api.js';
+import { bearerMatches, writeNewToken } from './auth.js';
 import { createSandboxEngine } from './engine.js';
+import { assertSpecEnv, EnvNotAllowedError } from './env-policy.js';
 import { JobManager } from './job-manager.js';
 import { readJsonFile, removeFile, writeJsonAtomic } from './json-files.js';
 import { isOurProcess } from './process-group.js';
@@ -55,6 +57,8 @@ export interface SandboxDaemonOptions {
 export interface SandboxDaemon {
   url: string;
   port: number;
+  /** Where the control API's bearer token is (0600; a new token at every start). */
+  tokenFile: string;
   close(): Promise<void>;
 }
 
@@ -115,6 +119,13 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+function assertRevisionEnv(subject: string, env: Record<string, string>): void {
+  assertSpecEnv(
+    subject,
+    Object.keys(env).map((name) => ({ field: `revision.env.${name}`, name })),
+  );
+}
+
 const notFound = (what: string) =>
   new HttpError(404, { error: { code: 'NotFound', message: `${what} not found` } });
 
@@ -127,6 +138,9 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       `another sandbox daemon (pid ${previous.pid}, ${previous.url}) uses state dir ${stateDir}; stop it or pick another --state-dir`,
     );
   }
+
+  // A fresh token per start: clients read it from the file (only this user can).
+  const { token, file: tokenFile } = await writeNewToken(stateDir);
 
   const registry = new Registry();
   const launches = new Counter({
@@ -203,11 +217,26 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       res.end(await registry.metrics());
       return;
     }
+    // Prometheus HTTP service discovery: every revision server, labelled with its revision.
+    if (p === SCRAPE_TARGETS_PATH && method === 'GET') return send(res, 200, serving.scrapeTargets());
+
+    // Everything else needs the bearer token. Left open above, read-only and secret-free:
+    // liveness, the daemon's own metrics, and the scrape-target list (Prometheus' http_sd
+    // could send the token, but it changes at every daemon start; the list holds only
+    // loopback addresses and revision labels).
+    if (!bearerMatches(req.headers.authorization, token)) {
+      res.setHeader('www-authenticate', 'Bearer realm="qwenops-sandbox"');
+      throw new HttpError(401, {
+        error: {
+          code: 'Forbidden',
+          message: `unauthenticated: send "Authorization: Bearer <token>" with the token in ${tokenFile}`,
+        },
+      });
+    }
+
     if (p === `${JOBS_PATH}/jobs` && method === 'GET') return send(res, 200, { items: await jobs.list() });
     if (p === `${SERVING_PATH}/inferenceservices` && method === 'GET')
       return send(res, 200, { items: serving.list() });
-    // Prometheus HTTP service discovery: every revision server, labelled with its revision.
-    if (p === SCRAPE_TARGETS_PATH && method === 'GET') return send(res, 200, serving.scrapeTargets());
 
     const jobMatch = jobRoute.exec(p);
     if (jobMatch) {
@@ -216,6 +245,10 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       const isLog = jobMatch[3] !== undefined;
       if (name === undefined && method === 'POST') {
         const spec = parseBody('job spec', gpuJobSpecSchema, await readJsonBody(req));
+        assertSpecEnv('job spec', [
+          ...Object.keys(spec.env).map((name) => ({ field: `env.${name}`, name })),
+          ...spec.secretEnv.map((ref, i) => ({ field: `secretEnv.${i}.name (${ref.name})`, name: ref.name })),
+        ]);
         if (spec.namespace !== namespace) {
           throw new InputValidationError('job spec', [
             { path: 'namespace', message: `must match the path namespace ${namespace}` },
@@ -256,6 +289,7 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       }
       if (action === undefined && method === 'PUT') {
         const body = parseBody('deploy request', deployBodySchema, await readJsonBody(req));
+        assertRevisionEnv('deploy request', body.revision.env);
         return send(res, 200, await serving.deploy(namespace, name, body.deploymentMode, body.revision));
       }
       if (action === undefined && method === 'DELETE') {
@@ -264,6 +298,7 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       }
       if (action === '/canary' && method === 'POST') {
         const body = parseBody('canary request', canaryBodySchema, await readJsonBody(req));
+        assertRevisionEnv('canary request', body.revision.env);
         return send(
           res,
           200,
@@ -287,15 +322,27 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       }
       if (action === '/lease' && method === 'POST') {
         const body = parseBody('lease request', leaseBodySchema, await readJsonBody(req));
-        return send(res, 200, await serving.claim(namespace, name, body.owner));
+        return send(res, 200, await serving.claim(namespace, name, body.owner, body.leaseSeconds));
+      }
+      if (action === '/lease' && method === 'PUT') {
+        const body = parseBody('lease renewal', leaseBodySchema, await readJsonBody(req));
+        return send(res, 200, await serving.renew(namespace, name, body.owner, body.leaseSeconds));
+      }
+      if (action === '/lease' && method === 'GET') {
+        return send(res, 200, { lease: serving.lease(namespace, name) ?? null });
       }
       if (action === '/lease' && method === 'DELETE') {
         const owner = url.searchParams.get('owner');
-        if (!owner)
+        const version = url.searchParams.get('version');
+        if (!owner === !version)
           throw new InputValidationError('lease release', [
-            { path: 'owner', message: 'query parameter required' },
+            {
+              path: 'owner',
+              message: 'give exactly one query parameter: owner (release) or version (break)',
+            },
           ]);
-        await serving.release(namespace, name, owner);
+        if (version) return send(res, 200, { broken: await serving.breakLease(namespace, name, version) });
+        await serving.release(namespace, name, owner as string);
         return send(res, 200, { released: true });
       }
     }
@@ -307,7 +354,10 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       let status = 500;
       let body: ApiErrorBody = { error: { code: 'Unavailable', message: (err as Error).message } };
       if (err instanceof HttpError) ({ status, body } = err);
-      else if (err instanceof InputValidationError) {
+      else if (err instanceof EnvNotAllowedError) {
+        status = 422;
+        body = { error: { code: 'Invalid', message: err.message } };
+      } else if (err instanceof InputValidationError) {
         status = 400;
         body = { error: { code: 'Invalid', message: err.message } };
       } else if (err instanceof ClusterError) {
@@ -331,6 +381,7 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
   return {
     url,
     port,
+    tokenFile,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -4,6 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import { nodeEntrypoint, repoRoot } from '../../runtime/entrypoints.js';
 import { ClusterError, type GpuJobSpec, type JobStatus, type JobTemplateName } from '../port.js';
 import type { JobView } from './api.js';
+import { allowedSpecEnv } from './env-policy.js';
 import { readJsonTree, removeFile, writeJsonAtomic } from './json-files.js';
 import { KeyedLock } from './keyed-lock.js';
 import { lastProgress, tailLines } from './log-tail.js';
@@ -195,7 +196,7 @@ export class JobManager {
     const argv = [...this.command(spec.template), ...spec.args, ...(scratch ? [scratch.flag, workDir] : [])];
     const env: NodeJS.ProcessEnv = {
       ...this.options.baseEnv,
-      ...spec.env,
+      ...allowedSpecEnv(spec.env),
       ...secretEnv,
       QWENOPS_JOB_NAMESPACE: spec.namespace,
       QWENOPS_JOB_NAME: spec.name,

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   });
   logger.info({ url: daemon.url, stateDir }, 'sandbox cluster ready');
   process.stdout.write(
-    `${JSON.stringify({ event: 'listening', url: daemon.url, port: daemon.port, stateDir, pid: process.pid })}\n`,
+    `${JSON.stringify({ event: 'listening', url: daemon.url, port: daemon.port, stateDir, tokenFile: daemon.tokenFile, pid: process.pid })}\n`,
   );
   let stopping = false;
   const stop = (signal: string) => {

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../observability/logger.js';
 import { repoRoot } from '../../runtime/entrypoints.js';
 import { ClusterError, type ServingRevisionSpec } from '../port.js';
+import { allowedSpecEnv, withoutStoreCredentials } from './env-policy.js';
 import { firstErrorSinceStart, tailLines } from './log-tail.js';
 import { type GroupProcess, spawnGroup, stopGroup } from './process-group.js';
 import type { RevisionRuntime } from './revision-runtime.js';
@@ -113,7 +114,9 @@ export class RevisionProcess {
     }
     if (this.stopped || this.failed) return;
     const proc = spawnGroup(launch.argv, {
-      env: { ...this.baseEnv, ...this.spec.env, ...launch.env },
+      // No store credentials (the storage initializer, in the daemon, copied the model) and
+      // only the spec env the sandbox allows (specs persisted before the rule included).
+      env: { ...withoutStoreCredentials(this.baseEnv), ...allowedSpecEnv(this.spec.env), ...launch.env },
       cwd: repoRoot,
       logFile: this.logFile,
       banner: `[sandbox] ${new Date().toISOString()} revision ${this.name} (${this.runtime.engine}) start #${this.restarts + 1}: ${launch.argv.join(' ')}`,

@@ -1,8 +1,12 @@
 import path from 'node:path';
+import { leaseExpired } from '../../domain/lease.js';
 import type { Logger } from '../../observability/logger.js';
 import {
+  type ClaimOutcome,
   ClusterError,
   type DeploymentMode,
+  type RenewOutcome,
+  type ServiceLease,
   type ServingCondition,
   type ServingRevisionSpec,
   type ServingStatus,
@@ -98,7 +102,9 @@ const revisionNumber = (name: string) => Number(name.slice(name.lastIndexOf('-')
 
 export class ServingManager {
   private readonly services = new Map<string, LiveService>();
-  private leases: Record<string, string> = {};
+  /** Rollout leases by namespace/name, with the same expiry rules as a Kubernetes Lease. */
+  private leases: Record<string, ServiceLease> = {};
+  private leaseVersion = 0;
   private readonly lock = new KeyedLock();
   private readonly dir: string;
   private readonly leaseFile: string;
@@ -126,7 +132,15 @@ export class ServingManager {
 
   /** Brings persisted services back: orphaned revision processes are killed and started afresh. */
   async init(): Promise<void> {
-    this.leases = (await readJsonFile<Record<string, string>>(this.leaseFile)) ?? {};
+    const stored = (await readJsonFile<Record<string, string | ServiceLease>>(this.leaseFile)) ?? {};
+    // Leases written before they expired were bare holder names: no renewal time, so expired.
+    this.leases = Object.fromEntries(
+      Object.entries(stored).map(([key, value]) => [
+        key,
+        typeof value === 'string' ? { holder: value, transitions: 0 } : value,
+      ]),
+    );
+    this.leaseVersion = Math.max(0, ...Object.values(this.leases).map((l) => Number(l.version ?? 0) || 0));
     for (const record of await readJsonTree<ServiceRecord>(this.dir)) {
       for (const entry of Object.values(record.revisions)) {
         if (entry.pid && isOurProcess(entry.pid, this.options.runtime.processMark))
@@ -468,20 +482,68 @@ export class ServingManager {
     });
   }
 
-  async claim(
-    namespace: string,
-    name: string,
-    owner: string,
-  ): Promise<{ claimed: true } | { claimed: false; holder: string }> {
+  private async writeLeases(): Promise<void> {
+    await writeJsonAtomic(this.leaseFile, this.leases);
+  }
+
+  private nextLease(lease: Omit<ServiceLease, 'version'>): ServiceLease {
+    return { ...lease, version: String(++this.leaseVersion) };
+  }
+
+  async claim(namespace: string, name: string, owner: string, leaseSeconds: number): Promise<ClaimOutcome> {
     const key = this.key(namespace, name);
     return this.lock.run(`lease:${key}`, async () => {
-      const holder = this.leases[key];
-      if (holder !== undefined && holder !== owner) return { claimed: false, holder };
-      if (holder === undefined) {
-        this.leases[key] = owner;
-        await writeJsonAtomic(this.leaseFile, this.leases);
+      const current = this.leases[key];
+      const now = new Date();
+      const nowIso = now.toISOString();
+      if (current?.holder === owner) {
+        this.leases[key] = this.nextLease({ ...current, renewTime: nowIso, durationSeconds: leaseSeconds });
+        await this.writeLeases();
+        return { claimed: true };
       }
-      return { claimed: true };
+      if (current && current.holder !== '' && !leaseExpired(current, now.getTime(), leaseSeconds))
+        return { claimed: false, holder: current.holder };
+      this.leases[key] = this.nextLease({
+        holder: owner,
+        acquireTime: nowIso,
+        renewTime: nowIso,
+        durationSeconds: leaseSeconds,
+        transitions: current ? current.transitions + 1 : 0,
+      });
+      await this.writeLeases();
+      return current?.holder ? { claimed: true, previousHolder: current.holder } : { claimed: true };
+    });
+  }
+
+  /** Extends `owner`'s lease; refuses when it is gone or another owner holds it. */
+  async renew(namespace: string, name: string, owner: string, leaseSeconds: number): Promise<RenewOutcome> {
+    const key = this.key(namespace, name);
+    return this.lock.run(`lease:${key}`, async () => {
+      const current = this.leases[key];
+      if (!current) return { renewed: false };
+      if (current.holder !== owner) return { renewed: false, holder: current.holder };
+      this.leases[key] = this.nextLease({
+        ...current,
+        renewTime: new Date().toISOString(),
+        durationSeconds: leaseSeconds,
+      });
+      await this.writeLeases();
+      return { renewed: true };
+    });
+  }
+
+  lease(namespace: string, name: string): ServiceLease | undefined {
+    return this.leases[this.key(namespace, name)];
+  }
+
+  /** Deletes the lease if it is still at `version`; false when it changed or is gone. */
+  async breakLease(namespace: string, name: string, version: string): Promise<boolean> {
+    const key = this.key(namespace, name);
+    return this.lock.run(`lease:${key}`, async () => {
+      if (this.leases[key]?.version !== version) return false;
+      delete this.leases[key];
+      await this.writeLeases();
+      return true;
     });
   }
 
@@ -489,9 +551,9 @@ export class ServingManager {
   async release(namespace: string, name: string, owner: string): Promise<void> {
     const key = this.key(namespace, name);
     await this.lock.run(`lease:${key}`, async () => {
-      if (this.leases[key] !== owner) return;
+      if (this.leases[key]?.holder !== owner) return;
       delete this.leases[key];
-      await writeJsonAtomic(this.leaseFile, this.leases);
+      await this.writeLeases();
     });
   }
 
@@ -568,7 +630,7 @@ export class ServingManager {
     if (record.latestRolledoutRevision) status.latestRolledoutRevision = record.latestRolledoutRevision;
     if (record.previousRolledoutRevision) status.previousRolledoutRevision = record.previousRolledoutRevision;
     if (record.canary) status.canaryStorageUri = record.revisions[record.canary]?.spec.storageUri;
-    const owner = this.leases[this.key(record.namespace, record.name)];
+    const owner = this.leases[this.key(record.namespace, record.name)]?.holder;
     if (owner) status.owner = owner;
     return status;
   }

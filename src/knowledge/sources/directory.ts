@@ -1,25 +1,59 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { assertStorageKey } from '../../domain/validation.js';
+import { confinePath } from '../../config/confinement.js';
+import { assertStorageKey, InputValidationError } from '../../domain/validation.js';
 import type { KnowledgeSource, SourceEntry } from './port.js';
 
 // A local directory, walked recursively in name order. Hidden entries (".git",
-// ".DS_Store") and anything that is not a regular file are left out.
+// ".DS_Store") and anything that is not a regular file are left out (symlinks included).
+// With `allowedRoots` (a worker: the path came from workflow input) the directory must lie
+// under one of them once resolved, checked before anything in it is listed or read, and
+// every document read must still resolve inside it.
 
 export class DirectorySource implements KnowledgeSource {
   readonly root: string;
   readonly description: string;
+  private checked: Promise<string> | undefined;
 
-  constructor(root: string) {
+  constructor(
+    root: string,
+    private readonly options: { allowedRoots?: readonly string[] } = {},
+  ) {
     this.root = path.resolve(root);
     this.description = `dir:${this.root}`;
   }
 
+  /** The root's real path, once it passed the confinement (when there is one). */
+  private confinedRoot(): Promise<string> {
+    const roots = this.options.allowedRoots;
+    if (roots === undefined) return Promise.resolve(this.root);
+    this.checked ??= confinePath(this.root, roots, {
+      subject: 'knowledge re-index request',
+      field: 'source.path',
+      rule: 'knowledgeRoots',
+    });
+    // A refusal is not cached as a rejected promise for ever: the next call checks again.
+    this.checked.catch(() => {
+      this.checked = undefined;
+    });
+    return this.checked;
+  }
+
   async *list(): AsyncIterable<SourceEntry> {
-    const info = await stat(this.root).catch(() => undefined);
+    await this.confinedRoot();
+    const info = await stat(this.root).catch((err: NodeJS.ErrnoException) => {
+      // Missing: bad input, refused without retries. Anything else (EIO, EACCES) is rethrown.
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw err;
+    });
     if (!info?.isDirectory())
-      throw new Error(`knowledge source directory ${this.root} does not exist or is not a directory`);
+      throw new InputValidationError('knowledge source', [
+        {
+          path: 'source.path',
+          message: `directory ${this.root} does not exist or is not a directory (on this worker)`,
+        },
+      ]);
     const walk = async function* (this: DirectorySource, dir: string): AsyncGenerator<SourceEntry> {
       const entries = await readdir(dir, { withFileTypes: true });
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -40,12 +74,28 @@ export class DirectorySource implements KnowledgeSource {
     return path.join(this.root, ...assertStorageKey(key, 'source key').split('/'));
   }
 
-  read(key: string): Promise<Buffer> {
-    return readFile(this.pathOf(key));
+  /** The document's path; confined: it must resolve (symlinks too) inside the real root. */
+  private async confinedPathOf(key: string): Promise<string> {
+    const file = this.pathOf(key);
+    if (this.options.allowedRoots === undefined) return file;
+    const root = await this.confinedRoot();
+    const real = await realpath(file);
+    if (real !== root && !real.startsWith(`${root}${path.sep}`)) {
+      throw Object.assign(new Error(`source key ${JSON.stringify(key)} resolves outside ${this.root}`), {
+        code: 'EACCES',
+      });
+    }
+    return real;
+  }
+
+  async read(key: string): Promise<Buffer> {
+    return readFile(await this.confinedPathOf(key));
   }
 
   async exists(key: string): Promise<boolean> {
-    return (await stat(this.pathOf(key)).catch(() => undefined))?.isFile() === true;
+    const file = await this.confinedPathOf(key).catch(() => undefined);
+    if (file === undefined) return false;
+    return (await stat(file).catch(() => undefined))?.isFile() === true;
   }
 
   uri(key: string): string {

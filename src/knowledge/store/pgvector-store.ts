@@ -619,6 +619,76 @@ export class PgVectorStore {
     await this.pool.query(`DELETE FROM ${LEASES} WHERE base = $1 AND run_id = $2`, [this.table, runId]);
   }
 
+  /**
+   * Keeps this run's lease renewed every `intervalMs` (a third of its TTL by default) while
+   * an activity works, so a short TTL holds through a long phase (a CREATE INDEX, a slow
+   * listing) and a run that is terminated stops renewing and frees the base one TTL later.
+   * A refused renewal (LeaseLostError) stops it and is reported to `onLost`; the run's next
+   * write is fenced and fails. Transient errors are logged and retried at the next tick.
+   * Returns the function that stops it.
+   */
+  keepLeaseRenewed(
+    lease: { runId: string; ttlSeconds: number },
+    options: { intervalMs?: number; onLost?: (err: LeaseLostError) => void } = {},
+  ): () => void {
+    const intervalMs = options.intervalMs ?? Math.max(1000, Math.floor((lease.ttlSeconds * 1000) / 3));
+    let stopped = false;
+    let running = false;
+    const timer = setInterval(() => {
+      if (stopped || running) return;
+      running = true;
+      this.renewLease(lease)
+        .catch((err: unknown) => {
+          if (err instanceof LeaseLostError) {
+            stop();
+            options.onLost?.(err);
+          } else {
+            this.options.logger?.warn(
+              { err, runId: lease.runId, table: this.table },
+              'lease renewal failed; retrying',
+            );
+          }
+        })
+        .finally(() => {
+          running = false;
+        });
+    }, intervalMs);
+    timer.unref?.();
+    const stop = () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+    return stop;
+  }
+
+  /**
+   * An operator frees the base of a run that is gone (`qwenops kb unlock`). An expired lease
+   * is deleted; a live one (its run still renews it) only with `force`. Returns the lease
+   * deleted, or `live` with the lease kept when refused, or nothing when there was none.
+   */
+  async breakLease(options: { force: boolean }): Promise<{ broken?: Lease; live?: Lease }> {
+    await this.ensureLeaseTable();
+    type Row = { run_id: string; holder: string; mode: string; acquired_at: Date; expires_at: Date };
+    const toLease = (row: Row): Lease => ({
+      runId: row.run_id,
+      holder: row.holder,
+      mode: row.mode,
+      acquiredAt: row.acquired_at.toISOString(),
+      expiresAt: row.expires_at.toISOString(),
+    });
+    const { rows } = await this.pool.query<Row>(
+      `DELETE FROM ${LEASES} WHERE base = $1 AND ($2::boolean OR expires_at <= now())
+       RETURNING run_id, holder, mode, acquired_at, expires_at`,
+      [this.table, options.force],
+    );
+    if (rows[0]) return { broken: toLease(rows[0]) };
+    const { rows: kept } = await this.pool.query<Row>(
+      `SELECT run_id, holder, mode, acquired_at, expires_at FROM ${LEASES} WHERE base = $1`,
+      [this.table],
+    );
+    return kept[0] ? { live: toLease(kept[0]) } : {};
+  }
+
   // --- blue/green ------------------------------------------------------------------------
 
   async dropGeneration(generation: 'shadow' | 'previous'): Promise<void> {

@@ -16,8 +16,15 @@ export function promptChars(prompt: PromptItem): number {
   return prompt.messages.reduce((n, m) => n + m.content.length, 0);
 }
 
-/** The prompts a source names, in a seeded random order (so runs are repeatable). */
-export async function loadPrompts(source: PromptSource, seed: number): Promise<PromptItem[]> {
+/**
+ * The prompts a source names, in a seeded random order (so runs are repeatable). `promptRoots`
+ * confines a file source (see readPromptJsonl); absent, any readable file is taken.
+ */
+export async function loadPrompts(
+  source: PromptSource,
+  seed: number,
+  options: { promptRoots?: readonly string[] } = {},
+): Promise<PromptItem[]> {
   let items: PromptItem[];
   switch (source.kind) {
     case 'builtin-zh': {
@@ -34,7 +41,7 @@ export async function loadPrompts(source: PromptSource, seed: number): Promise<P
       items = syntheticPrompts({ ...source, seed });
       break;
     case 'jsonl':
-      items = await readPromptJsonl(source.path);
+      items = await readPromptJsonl(source.path, { roots: options.promptRoots });
       break;
   }
   const random = seededRandom(seed ^ 0x9e3779b9);

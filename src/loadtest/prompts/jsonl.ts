@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { readConfinedTextFile } from '../../config/confinement.js';
 import { type FieldIssue, InputValidationError } from '../../domain/validation.js';
 import type { PromptItem } from './types.js';
 
@@ -40,7 +41,12 @@ export function parsePromptJsonl(text: string, source = 'prompts'): PromptItem[]
     try {
       value = JSON.parse(raw);
     } catch (err) {
-      issues.push({ path: where, message: `not JSON (${(err as Error).message})` });
+      // Never the parser's message: it quotes the line (the file may not be a prompt file).
+      const position = /position (\d+)/.exec((err as Error).message)?.[1];
+      issues.push({
+        path: where,
+        message: `not JSON${position ? ` (at column ${Number(position) + 1})` : ''}`,
+      });
       continue;
     }
     const parsed = line.safeParse(value);
@@ -65,8 +71,28 @@ export function parsePromptJsonl(text: string, source = 'prompts'): PromptItem[]
   return items;
 }
 
-export async function readPromptJsonl(path: string): Promise<PromptItem[]> {
+/** Largest prompt file read (the prompts are held in memory). */
+export const MAX_PROMPT_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Reads a prompt file. With `roots` (a worker: the path came from workflow input) the file
+ * must lie under one of them (src/config/confinement.ts), checked before it is opened;
+ * without (the CLI running a test itself, as its user) any readable file is taken.
+ */
+export async function readPromptJsonl(
+  path: string,
+  options: { roots?: readonly string[] } = {},
+): Promise<PromptItem[]> {
   let text: string;
+  if (options.roots !== undefined) {
+    text = await readConfinedTextFile(path, options.roots, {
+      subject: 'load test request',
+      field: 'prompts.path',
+      rule: 'promptRoots',
+      maxBytes: MAX_PROMPT_FILE_BYTES,
+    });
+    return parsePromptJsonl(text, path);
+  }
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {

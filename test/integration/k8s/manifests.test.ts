@@ -4,6 +4,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { loadJobTemplates } from '../../../src/cluster/kubernetes/job-manifest.js';
+import { checkWorkerQueues, type Manifest, PODMONITOR_CRD_FILE } from '../../support/k8s-manifests.js';
 import {
   applyObject,
   type KubeControlPlane,
@@ -23,6 +24,9 @@ let plane: KubeControlPlane;
 
 beforeAll(async () => {
   plane = await startKubeControlPlane();
+  // k8s/ ships a PodMonitor (the revision label of the canary analysis): the Prometheus
+  // Operator's real CRD, so the dry run checks it against the real schema.
+  await plane.apply(readYamlDocuments(PODMONITOR_CRD_FILE));
 });
 
 afterAll(async () => {
@@ -54,11 +58,13 @@ const EXPECTED_KINDS = {
   Role: 2,
   RoleBinding: 2,
   ConfigMap: 2,
-  Deployment: 3,
-  PodDisruptionBudget: 3,
-  HorizontalPodAutoscaler: 3,
+  // One worker per task queue: default, gpu-jobs, cluster, knowledge.
+  Deployment: 4,
+  PodDisruptionBudget: 4,
+  HorizontalPodAutoscaler: 4,
   NetworkPolicy: 2,
   ServingRuntime: 1,
+  PodMonitor: 1,
 };
 
 describe('k8s/ manifests on kube-apiserver (server-side dry run)', () => {
@@ -69,6 +75,8 @@ describe('k8s/ manifests on kube-apiserver (server-side dry run)', () => {
       for (const o of objects) kinds[o.kind as string] = (kinds[o.kind as string] ?? 0) + 1;
       expect(kinds).toEqual(EXPECTED_KINDS);
       expect(await dryRunAll(objects)).toEqual([]);
+      // Every task queue (from the code) has its worker, HPA and PDB, as rendered.
+      expect(checkWorkerQueues(objects as Manifest[]).problems).toEqual([]);
 
       // What the overlay changed is in the rendered objects.
       const deployments = objects.filter((o) => o.kind === 'Deployment') as Array<
@@ -127,5 +135,10 @@ describe('k8s/ manifests on kube-apiserver (server-side dry run)', () => {
     hostNetwork.spec.template.spec.hostNetwork = true;
     const response = await applyObject(plane, hostNetwork, { dryRun: true });
     expect(response.warnings.join('\n')).toMatch(/would violate PodSecurity \\"restricted/);
+    // The PodMonitor is checked against the Prometheus Operator's schema too.
+    const [podMonitor] = readYamlDocuments(path.join(K8S_DIR, 'base', 'serving', 'vllm-podmonitor.yaml'));
+    const misspelt = YAML.parse(JSON.stringify(podMonitor));
+    misspelt.spec.podMetricsEndpoints[0].relabelings[0].target_label = 'revision';
+    await expect(applyObject(plane, misspelt, { dryRun: true })).rejects.toThrow(/target_label/);
   });
 });

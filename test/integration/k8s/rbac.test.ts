@@ -135,6 +135,7 @@ describe('RBAC for the worker ServiceAccount', () => {
       const ref = { namespace: SERVING_NAMESPACE, name: 'rbac-svc', deploymentMode: 'Serverless' as const };
       const rev = (uri: string) => buildRevisionSpec(spec.serving, uri, { quantized: true, labels: {} });
       await backend.claimService(ref, 'wf-rbac');
+      await backend.renewService(ref, 'wf-rbac');
       await backend.deployService(ref, rev('s3://b/v1'));
       await backend.waitForTraffic(ref, undefined, { deadline: Date.now() + 30_000 });
       await backend.startCanary(ref, rev('s3://b/v2'), 10);

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createKnowledgeActivities } from '../../../activities/knowledge.js';
@@ -29,7 +30,14 @@ const connection = await NativeConnection.connect({ address: process.env.TEMPORA
 const worker = await Worker.create({
   connection,
   taskQueue: TASK_QUEUES.knowledge,
-  activities: createKnowledgeActivities({ pool: () => pool, embedder, logger, heartbeatIntervalMs: 200 }),
+  activities: createKnowledgeActivities({
+    pool: () => pool,
+    embedder,
+    logger,
+    heartbeatIntervalMs: 200,
+    // The test's corpus is a temp dir: that is the confinement root here.
+    directoryRoots: [os.tmpdir()],
+  }),
 });
 logger.info('knowledge worker ready');
 await worker.run();

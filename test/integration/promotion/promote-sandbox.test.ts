@@ -1,10 +1,10 @@
 import { WorkflowFailedError } from '@temporalio/client';
-import type { ApplicationFailure } from '@temporalio/common';
+import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditRecords } from '../../../src/audit/audit-log.js';
 import { promotionWorkflowId, startPromotion } from '../../../src/cli/pipelines.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { statusQuery } from '../../../workflows/definitions.js';
+import { abortUpdate, statusQuery } from '../../../workflows/definitions.js';
 import {
   MODEL,
   type PipelineStack,
@@ -137,4 +137,60 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
     );
     expect(rejected).toBeDefined();
   });
+
+  // Abort and cancellation while a traffic shift waits for a slow canary to become ready:
+  // afterwards the cluster itself (the sandbox proxy's weights) serves the stable only.
+  for (const ending of ['abort', 'cancel'] as const) {
+    it(`${ending} mid-shift: the proxy ends on the stable revision only, as the outcome says`, async () => {
+      const before = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
+      const stableRevision = before?.status.latestRolledoutRevision;
+      const stableUri = before?.status.stableStorageUri;
+      const spec = parsePromotionSpec(
+        fast({
+          hub: { provider: 'modelscope', revision: 'v1.1' },
+          serving: { env: { QWENOPS_SIM_STARTUP_DELAY_MS: '60000' } },
+        }),
+      );
+      const handle = await startPromotion(stack.temporal.client, spec, `${ending}-mid-shift-${Date.now()}`);
+      // The canary revision exists (still starting) and the shift is waiting for it.
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        const service = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
+        const known = new Set(before?.revisions.map((r) => r.name));
+        if (service?.revisions.some((r) => r.role === 'canary' && !known.has(r.name))) break;
+        if (Date.now() > deadline) throw new Error('the canary never appeared');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      if (ending === 'abort') {
+        await handle.executeUpdate(abortUpdate, { args: [{ by: 'oncall', reason: 'wrong build' }] });
+      } else {
+        await handle.cancel();
+      }
+      const err = await handle.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      const cause = (err as WorkflowFailedError).cause;
+      if (ending === 'abort') expect((cause as ApplicationFailure).type).toBe('Aborted');
+      else expect(cause).toBeInstanceOf(CancelledFailure);
+      expect((await handle.describe()).status.name).toBe(ending === 'abort' ? 'FAILED' : 'CANCELLED');
+
+      const status = await handle.query(statusQuery);
+      expect(status.outcome).toBe('aborted');
+      expect(status.compensations[0]).toEqual({ name: 'rollbackCanary', state: 'succeeded' });
+      // It ended while the shift still waited for the canary: no analysis ever ran.
+      expect(status.analyses).toBe(0);
+      expect(status.traffic).toMatchObject({ stableRevision, canaryPercent: 0 });
+      const service = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
+      expect(service?.status.canaryPercent).toBeUndefined();
+      expect(service?.status.latestRolledoutRevision).toBe(stableRevision);
+      expect(service?.status.stableStorageUri).toBe(stableUri);
+      expect(service?.status.canaryStorageUri).toBeUndefined();
+      // The canary that was still starting is gone, not merely without traffic.
+      expect(service?.revisions.map((r) => [r.name, r.role, r.weight])).toEqual([
+        [stableRevision, 'stable', 100],
+      ]);
+    });
+  }
 });

@@ -90,6 +90,7 @@ describe('sandbox durability', () => {
     };
     const env = {
       SANDBOX_URL: cluster.url,
+      SANDBOX_TOKEN_FILE: cluster.tokenFile,
       JOB_SPEC: JSON.stringify(spec),
       SERVICE_REF: JSON.stringify(ref),
       REVISION_SPEC: JSON.stringify(revision),

@@ -321,11 +321,14 @@ describe('sandbox Jobs', () => {
     expect((bad as Error).message).toMatch(/activeDeadlineSeconds: must be > 0/);
     const secret = await cluster.backend
       .createJob(
-        spec('needs-secret', { secretEnv: [{ name: 'HUB_TOKEN', secretName: 'modelscope', key: 'token' }] }),
+        // A name the env allowlist admits (secretEnv names are checked like env names).
+        spec('needs-secret', {
+          secretEnv: [{ name: 'QWENOPS_HUB_TOKEN', secretName: 'modelscope', key: 'token' }],
+        }),
       )
       .catch((e: unknown) => e);
     expect(secret).toMatchObject({ code: 'Invalid', retryable: false });
-    expect((secret as Error).message).toMatch(/HUB_TOKEN <- secret modelscope key token/);
+    expect((secret as Error).message).toMatch(/QWENOPS_HUB_TOKEN <- secret modelscope key token/);
     expect(await cluster.backend.getJob(ns, 'needs-secret')).toBeUndefined();
   });
 

@@ -314,7 +314,7 @@ describe('sandbox serving (KServe Serverless canary semantics)', () => {
       `${cluster.url}/apis/serving.kserve.io/v1beta1/namespaces/llm-prod/inferenceservices/faulty/faults`,
       {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...cluster.authHeaders() },
         body: JSON.stringify({ canary: { delayMs: -5 } }),
       },
     );

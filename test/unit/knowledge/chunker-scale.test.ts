@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import {
+  chunkDocument,
+  chunkDocumentAsync,
+  DocumentTooLargeError,
+  type TextChunk,
+} from '../../../src/knowledge/chunker.js';
+import { markdownBlocks } from '../../../src/knowledge/extract/markdown.js';
+import { estimateTokens, prefixWithinTokens } from '../../../src/knowledge/tokens.js';
+
+// One large single-line knowledge file (issue 9): chunking must be linear in the document
+// and must hand the event loop back while it works (it runs in an activity worker that has
+// to keep heartbeating and answering queries). Ratios only: no wall-clock thresholds.
+
+const SENTENCE_FREE = '员工应当遵守公司的各项规章制度并按时完成工作任务 and follow the rules carefully ';
+
+/** A single line of about `mb` megabytes (UTF-8) with no sentence end at all. */
+function singleLine(mb: number): string {
+  const bytes = mb * 1024 * 1024;
+  return SENTENCE_FREE.repeat(Math.ceil(bytes / Buffer.byteLength(SENTENCE_FREE)));
+}
+
+const doc = (text: string) => ({ title: 'big', blocks: [{ kind: 'text' as const, text }] });
+const unlimited = { maxChars: Number.MAX_SAFE_INTEGER };
+
+function timed(fn: () => TextChunk[]): { ms: number; chunks: TextChunk[] } {
+  const started = performance.now();
+  const chunks = fn();
+  return { ms: performance.now() - started, chunks };
+}
+
+describe('chunking large documents', () => {
+  it('is linear: a 20 MB single line takes about 10x a 2 MB one', () => {
+    const small = singleLine(2);
+    const large = singleLine(20);
+    chunkDocument(doc(small), undefined, unlimited); // warm up
+    const best = (text: string, runs: number) => {
+      let result = timed(() => chunkDocument(doc(text), undefined, unlimited));
+      for (let i = 1; i < runs; i++) {
+        const again = timed(() => chunkDocument(doc(text), undefined, unlimited));
+        if (again.ms < result.ms) result = again;
+      }
+      return result;
+    };
+    const a = best(small, 3);
+    const b = best(large, 2);
+    // Quadratic (rescanning the remainder per piece) would be ~100x.
+    expect(b.ms / a.ms).toBeLessThan(25);
+    // Every piece fits the budget and the pieces give the line back whole (chunk bodies
+    // are trimmed, so compare without whitespace).
+    for (const chunk of b.chunks) expect(chunk.tokens).toBeLessThanOrEqual(512);
+    const squeeze = (s: string) => s.replace(/\s+/g, '');
+    expect(squeeze(b.chunks.map((c) => c.content.slice('big\n'.length)).join(''))).toBe(squeeze(large));
+  });
+
+  it('keeps the event loop responsive while chunking 20 MB (async variant)', async () => {
+    const text = singleLine(20);
+    const expected = chunkDocument(doc(text), undefined, unlimited);
+    let ticks = 0;
+    let maxGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+    }, 1);
+    const started = performance.now();
+    last = started;
+    const chunks = await chunkDocumentAsync(doc(text), undefined, unlimited);
+    const total = performance.now() - started;
+    clearInterval(timer);
+    maxGap = Math.max(maxGap, performance.now() - last);
+    expect(chunks).toEqual(expected);
+    // The timer fired many times while the chunker worked, and no single stretch of work
+    // held the thread for more than a small part of the whole.
+    expect(ticks).toBeGreaterThanOrEqual(5);
+    expect(maxGap).toBeLessThan(total / 3);
+  });
+
+  it('refuses a document over the size limit, naming it and the limit', async () => {
+    const text = 'x'.repeat(1000);
+    expect(() => chunkDocument(doc(text), undefined, { maxChars: 500, name: 'manuals/huge.md' })).toThrow(
+      DocumentTooLargeError,
+    );
+    await expect(
+      chunkDocumentAsync(doc(text), undefined, { maxChars: 500, name: 'manuals/huge.md' }),
+    ).rejects.toThrow(/document manuals\/huge\.md has 1003 characters of text, over the 500-character limit/);
+  });
+
+  it('stops between slices when the activity is cancelled', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('cancelled'));
+    await expect(
+      chunkDocumentAsync(doc(singleLine(2)), undefined, {
+        ...unlimited,
+        signal: controller.signal,
+        sliceMs: 0,
+      }),
+    ).rejects.toThrow('cancelled');
+  });
+
+  it('cuts a long heading or sentence by scanning only the prefix it keeps', () => {
+    const huge = 'a'.repeat(5_000_000);
+    expect(prefixWithinTokens(huge, 10)).toBe('a'.repeat(24));
+    expect(estimateTokens(prefixWithinTokens(huge, 10))).toBe(10);
+    expect(prefixWithinTokens('中文', 1)).toBe('中');
+  });
+
+  it('extracts a hostile single markdown line in linear time (unclosed links and emphasis)', () => {
+    for (const unit of ['[a', '![a](', '**a\u2028', '__x']) {
+      const time = (chars: number) => {
+        const line = unit.repeat(Math.ceil(chars / unit.length));
+        let best = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < 3; i++) {
+          const started = performance.now();
+          markdownBlocks(line);
+          best = Math.min(best, performance.now() - started);
+        }
+        return best;
+      };
+      time(500_000); // warm up
+      // 10x the text: ~10x the time (bound loose: small timings are noisy); the old regexes (rescanning to the line end from
+      // every unclosed "[") took minutes here.
+      expect(time(5_000_000) / Math.max(time(500_000), 2)).toBeLessThan(40);
+    }
+    expect(
+      markdownBlocks('see [the docs](http://x/y) and ![logo](l.png), **bold** __too__ `code`').blocks,
+    ).toEqual([{ kind: 'text', text: 'see the docs and logo, bold too code' }]);
+  });
+});
