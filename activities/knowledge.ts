@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import type { AuditLog } from '../src/audit/audit-log.js';
 import {
@@ -13,21 +13,14 @@ import {
   type SourceFailure,
   type VerificationResult,
 } from '../src/domain/knowledge.js';
-import { InputValidationError, parseInput } from '../src/domain/validation.js';
+import { parseInput } from '../src/domain/validation.js';
 import type { Embedder } from '../src/knowledge/embedders/port.js';
-import { EmbeddingError } from '../src/knowledge/embedders/port.js';
 import { KnowledgeIndexer } from '../src/knowledge/indexer.js';
 import { createKnowledgeSource } from '../src/knowledge/sources/index.js';
-import {
-  ConcurrentReindexError,
-  LeaseLostError,
-  PgVectorStore,
-  StoreError,
-  UnsupportedServerError,
-} from '../src/knowledge/store/pgvector-store.js';
+import { PgVectorStore } from '../src/knowledge/store/pgvector-store.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { ArtifactStore } from '../src/storage/port.js';
-import { FAILURE_TYPES } from '../workflows/definitions.js';
+import { toTemporalFailure } from './support.js';
 
 // Thin Temporal adapters over KnowledgeIndexer, one per re-index phase. They heartbeat
 // (long SQL and listing included), resume a batch from its last committed checkpoint, and
@@ -69,37 +62,6 @@ function parseRequest(input: unknown): ReindexRequest {
   return parseInput('knowledge re-index request', reindexRequestSchema, input);
 }
 
-function mapError(err: unknown): unknown {
-  if (err instanceof ApplicationFailure) return err;
-  const message = (err as Error)?.message ?? String(err);
-  if (err instanceof InputValidationError) {
-    return ApplicationFailure.create({
-      type: FAILURE_TYPES.invalidInput,
-      message,
-      nonRetryable: true,
-      cause: err,
-    });
-  }
-  if (err instanceof ConcurrentReindexError || err instanceof LeaseLostError) {
-    return ApplicationFailure.create({
-      type: FAILURE_TYPES.concurrentReindex,
-      message,
-      nonRetryable: true,
-      cause: err,
-    });
-  }
-  if (err instanceof UnsupportedServerError) {
-    return ApplicationFailure.create({ type: 'Unsupported', message, nonRetryable: true, cause: err });
-  }
-  if (err instanceof EmbeddingError && !err.retryable) {
-    return ApplicationFailure.create({ type: err.name, message, nonRetryable: true, cause: err });
-  }
-  if (err instanceof StoreError) {
-    return ApplicationFailure.create({ type: err.name, message, nonRetryable: false, cause: err });
-  }
-  return err;
-}
-
 export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
   const heartbeatEvery = deps.heartbeatIntervalMs ?? 5_000;
 
@@ -139,7 +101,7 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
     try {
       return await fn();
     } catch (err) {
-      throw mapError(err);
+      throw toTemporalFailure(err);
     } finally {
       clearInterval(timer);
       stopRenewing?.();
@@ -155,7 +117,7 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         try {
           return parseRequest(input.request);
         } catch (err) {
-          throw mapError(err);
+          throw toTemporalFailure(err);
         }
       })();
       return withHeartbeats('prepare', () => indexerFor(request).begin(request, input.runId), {
@@ -199,7 +161,7 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
           );
         return result;
       } catch (err) {
-        throw mapError(err);
+        throw toTemporalFailure(err);
       } finally {
         clearInterval(timer);
         stopRenewing();

@@ -1,20 +1,15 @@
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from '../src/analysis/port.js';
 import { type ConfinementPolicy, confineUrl } from '../src/config/confinement.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { LoadTestRequestInput } from '../src/domain/load-test.js';
 import { assertStorageKey } from '../src/domain/validation.js';
-import {
-  describeLoadTest,
-  LoadTargetError,
-  LoadTestCancelledError,
-  type SloResult,
-} from '../src/loadtest/index.js';
+import { describeLoadTest, LoadTestCancelledError, type SloResult } from '../src/loadtest/index.js';
 import { runAndStoreLoadTest } from '../src/loadtest/run-and-store.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { ArtifactStore } from '../src/storage/port.js';
 import type { LoadTestOutcome } from './contracts.js';
-import { heartbeating } from './support.js';
+import { heartbeating, toTemporalFailure } from './support.js';
 
 // Activities over the load generator and the canary analyzer, for callers that already
 // know the endpoint URLs (the loadTest workflow, tests, CI). promoteModel/canaryRelease
@@ -52,18 +47,10 @@ export interface LoadTestActivityDeps {
   confinement: Pick<ConfinementPolicy, 'promptRoots' | 'loadTestTargets'>;
 }
 
-/** Errors of the load generator as Temporal failures, with the retry behaviour they deserve. */
+/** A cancelled load test reports cancellation; everything else goes through the one map. */
 function mapLoadTestError(error: unknown): unknown {
   if (error instanceof LoadTestCancelledError) return new CancelledFailure(error.message);
-  if (error instanceof LoadTargetError) {
-    // The endpoint may come back (a restarting pod): retried by the activity's policy.
-    return ApplicationFailure.create({
-      type: 'LoadTargetUnreachable',
-      message: error.message,
-      nonRetryable: false,
-    });
-  }
-  return error;
+  return toTemporalFailure(error);
 }
 
 export function createLoadTestActivities(deps: LoadTestActivityDeps) {

@@ -1,11 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ClusterError } from '../src/cluster/port.js';
+import { isClassifiedError } from '../src/domain/failures.js';
 import { InputValidationError } from '../src/domain/validation.js';
-import { HubError } from '../src/hub/port.js';
-import { GpuJobFailedError } from '../src/services/gpu-jobs.js';
-import { StorageError } from '../src/storage/port.js';
-import { FAILURE_TYPES } from '../workflows/definitions.js';
 
 // What every long activity does the same way: heartbeat while it works (so a dead worker
 // is noticed within the heartbeat timeout and a cancellation reaches us), pass the
@@ -47,30 +43,21 @@ export async function heartbeating<T>(work: (hooks: ActivityHooks) => Promise<T>
   }
 }
 
-/** Maps errors from services and adapters to failures with the right retry behaviour. */
+/**
+ * The one map from errors to Temporal failures: an error that knows its failure type
+ * (src/domain/failures.ts) becomes an ApplicationFailure of that type, non-retryable when a
+ * retry cannot help, keeping its own cause so the reason stays whole. Anything else is an
+ * unexpected error, left to the retry policy.
+ */
 export function toTemporalFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
-  if (err instanceof InputValidationError) {
+  if (isClassifiedError(err)) {
     return ApplicationFailure.create({
-      type: FAILURE_TYPES.invalidInput,
-      message: err.message,
-      nonRetryable: true,
-      details: [err.issues],
-    });
-  }
-  if (err instanceof GpuJobFailedError) {
-    return ApplicationFailure.create({
-      type: FAILURE_TYPES.jobFailed,
-      message: err.message,
-      nonRetryable: true,
-    });
-  }
-  if (err instanceof ClusterError || err instanceof StorageError || err instanceof HubError) {
-    return ApplicationFailure.create({
-      type: `${err.name}.${err.code}`,
+      type: err.failureType,
       message: err.message,
       nonRetryable: !err.retryable,
-      cause: err,
+      details: err instanceof InputValidationError ? [err.issues] : undefined,
+      cause: err.cause instanceof Error ? err.cause : undefined,
     });
   }
   return err;

@@ -3,7 +3,8 @@ import { loadConfig, type QwenopsConfig, redactConfig } from '../src/config/conf
 import { assertProductionSettings } from '../src/config/production.js';
 import { createLogger, type Logger } from '../src/observability/logger.js';
 import { modulePath } from '../src/runtime/entrypoints.js';
-import { createDataConverter } from '../src/temporal/data-converter.js';
+import { createDataConverter, workflowInterceptorModules } from '../src/temporal/data-converter.js';
+import { temporalTls } from '../src/temporal/tls.js';
 import { TASK_QUEUES } from '../workflows/definitions.js';
 import { compose, type TaskQueueName } from './compose.js';
 
@@ -56,7 +57,7 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   });
   const connection = await NativeConnection.connect({
     address: config.temporal.address,
-    tls: config.temporal.tls ? {} : undefined,
+    tls: temporalTls(config.temporal),
     apiKey: config.temporal.apiKey,
   });
   const composition = await compose(config, logger);
@@ -73,8 +74,11 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
           shutdownGraceTime: '20s',
           identity: `${queue}@${process.pid}`,
         };
-        if (queue === 'default' && options.workflows !== false)
+        if (queue === 'default' && options.workflows !== false) {
           workerOptions.workflowsPath = modulePath('workflows/index');
+          // With a codec key: workflows keep failure text out of search attributes (visibility.ts).
+          workerOptions.interceptors = { workflowModules: workflowInterceptorModules(config.codecKey) };
+        }
         return Worker.create(workerOptions);
       }),
     );

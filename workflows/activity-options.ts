@@ -4,17 +4,11 @@
 
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { PromotionActivities, ServingActivities } from '../activities/contracts.js';
-import { FAILURE_TYPES, TASK_QUEUES } from './definitions.js';
+import { NON_RETRYABLE_FAILURE_TYPES } from '../src/domain/failures.js';
+import { TASK_QUEUES } from './definitions.js';
 
-/** Errors a retry cannot fix: bad input, a failed gate, a Job that failed on its own. */
-const NON_RETRYABLE = [
-  FAILURE_TYPES.invalidInput,
-  FAILURE_TYPES.qualityGate,
-  FAILURE_TYPES.jobFailed,
-  'InputValidationError',
-  'Forbidden',
-  'Unsupported',
-];
+/** Errors a retry cannot fix, from the one failure catalog (src/domain/failures.ts). */
+export const NON_RETRYABLE: string[] = [...NON_RETRYABLE_FAILURE_TYPES];
 
 /**
  * How long an activity may wait in its task queue for a worker. A queue nobody polls (a
@@ -139,9 +133,13 @@ export function servingActivities(t: StageTimeouts) {
   });
   // Holds the rollout lease for as long as the rollout runs: one heartbeating activity that
   // renews it, so days at an approval gate add no history. Its heartbeat timeout is well
-  // under the lease duration, so a dead worker's hold moves to a live one in time.
+  // under the lease duration, so a dead worker's hold moves to a live one in time. Stopping
+  // it abandons it rather than cancelling: it ends by itself at its first renewal after the
+  // release (renewal never re-creates a lease), or when its heartbeat finds the workflow
+  // closed; meanwhile it keeps the lease through the compensations.
   const lease = proxyActivities<Pick<ServingActivities, 'holdServingTarget'>>({
     taskQueue: TASK_QUEUES.cluster,
+    cancellationType: ActivityCancellationType.ABANDON,
     scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
     startToCloseTimeout: '30d',
     heartbeatTimeout: '30s',
@@ -149,7 +147,7 @@ export function servingActivities(t: StageTimeouts) {
       initialInterval: '1s',
       backoffCoefficient: 2,
       maximumInterval: '10s',
-      nonRetryableErrorTypes: [...NON_RETRYABLE, FAILURE_TYPES.servingLeaseLost],
+      nonRetryableErrorTypes: NON_RETRYABLE,
     },
   });
   return {

@@ -42,11 +42,11 @@ import {
   rejectUpdate,
   resumeSignal,
   resumeUpdate,
-  SEARCH_ATTRIBUTE_MAX_BYTES,
   SEARCH_ATTRIBUTES,
   setTrafficStepUpdate,
   statusQuery,
 } from './definitions.js';
+import { searchableReason } from './visibility.js';
 
 /** The workflow clock: Temporal replaces Date inside workflows with deterministic task time. */
 export function nowIso(): string {
@@ -175,7 +175,10 @@ export class PipelineControl {
       { key: SEARCH_ATTRIBUTES.outcome, value: outcome },
     ];
     if (reason)
-      updates.push({ key: SEARCH_ATTRIBUTES.reason, value: clipUtf8(reason, SEARCH_ATTRIBUTE_MAX_BYTES) });
+      updates.push({
+        key: SEARCH_ATTRIBUTES.reason,
+        value: searchableReason(reason, `${outcome} in stage ${this.status.stage}`),
+      });
     upsertSearchAttributes(updates);
   }
 

@@ -5,6 +5,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AbortRequest, ActorRequest, Decision, TrafficStepRequest } from '../src/domain/control.js';
+import type { FailureType } from '../src/domain/failures.js';
 import type { ReindexStatus } from '../src/domain/knowledge.js';
 import type { PipelineStatus } from '../src/domain/status.js';
 
@@ -74,4 +75,4 @@ export const FAILURE_TYPES = {
   concurrentReindex: 'ConcurrentReindex',
   /** A full re-index's new generation failed its checks (rows, duplicates, recall): not swapped in. */
   indexVerification: 'IndexVerificationFailed',
-} as const;
+} as const satisfies Record<string, FailureType>;

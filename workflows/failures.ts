@@ -10,11 +10,11 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { Outcome } from '../src/domain/status.js';
-import { clipUtf8 } from '../src/domain/units.js';
 import { InputValidationError } from '../src/domain/validation.js';
 import type { PipelineControl } from './control.js';
-import { FAILURE_TYPES, SEARCH_ATTRIBUTE_MAX_BYTES, SEARCH_ATTRIBUTES } from './definitions.js';
+import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
 import type { Saga } from './saga.js';
+import { searchableReason } from './visibility.js';
 
 /** Wrapper messages that say nothing about the cause. */
 const GENERIC_MESSAGES = new Set([
@@ -145,7 +145,7 @@ export function invalidInput(err: unknown): ApplicationFailure {
         });
   upsertSearchAttributes([
     { key: SEARCH_ATTRIBUTES.outcome, value: 'failed' },
-    { key: SEARCH_ATTRIBUTES.reason, value: clipUtf8(failure.message, SEARCH_ATTRIBUTE_MAX_BYTES) },
+    { key: SEARCH_ATTRIBUTES.reason, value: searchableReason(failure.message, FAILURE_TYPES.invalidInput) },
   ]);
   return failure;
 }

@@ -10,7 +10,7 @@ import {
   parseLoadTestRequest,
 } from '../src/domain/load-test.js';
 import { artifactKeys } from '../src/domain/promotion-spec.js';
-import { QUEUE_WAIT_TIMEOUT } from './activity-options.js';
+import { NON_RETRYABLE, QUEUE_WAIT_TIMEOUT } from './activity-options.js';
 import { FAILURE_TYPES, TASK_QUEUES } from './definitions.js';
 import { invalidInput } from './failures.js';
 
@@ -46,7 +46,7 @@ export async function runLoadTestStage(
       initialInterval: '5s',
       backoffCoefficient: 2,
       maximumAttempts: 3,
-      nonRetryableErrorTypes: [FAILURE_TYPES.invalidInput, 'InputValidationError'],
+      nonRetryableErrorTypes: NON_RETRYABLE,
     },
   });
   return runEndpointLoadTest({ request, reportPrefix: options.reportPrefix, reportId: options.reportId });

@@ -32,16 +32,10 @@ import {
   reindexRequestSchema,
   type SourceFailure,
 } from '../src/domain/knowledge.js';
-import { clipUtf8 } from '../src/domain/units.js';
 import { issuesFromZod } from '../src/domain/validation.js';
-import { QUEUE_WAIT_TIMEOUT } from './activity-options.js';
-import {
-  FAILURE_TYPES,
-  reindexStatusQuery,
-  SEARCH_ATTRIBUTE_MAX_BYTES,
-  SEARCH_ATTRIBUTES,
-  TASK_QUEUES,
-} from './definitions.js';
+import { NON_RETRYABLE, QUEUE_WAIT_TIMEOUT } from './activity-options.js';
+import { FAILURE_TYPES, reindexStatusQuery, SEARCH_ATTRIBUTES, TASK_QUEUES } from './definitions.js';
+import { searchableReason } from './visibility.js';
 
 /** What a run hands to the next one when it continues as new. */
 export interface ReindexCarriedState {
@@ -61,15 +55,6 @@ export interface ReindexWorkflowInput {
   /** Set only by continue-as-new. */
   carried?: ReindexCarriedState;
 }
-
-const NON_RETRYABLE = [
-  FAILURE_TYPES.invalidInput,
-  FAILURE_TYPES.concurrentReindex,
-  'Unsupported',
-  'EmbeddingDimensionError',
-  'EmbeddingInputTooLongError',
-  'InputValidationError',
-];
 
 function activities(request: ReindexRequest) {
   const retry = {
@@ -279,7 +264,10 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     status.report = report('failed', { ...extra, reason: status.reason });
     upsertSearchAttributes([
       { key: SEARCH_ATTRIBUTES.outcome, value: 'failed' },
-      { key: SEARCH_ATTRIBUTES.reason, value: clipUtf8(status.reason, SEARCH_ATTRIBUTE_MAX_BYTES) },
+      {
+        key: SEARCH_ATTRIBUTES.reason,
+        value: searchableReason(status.reason, `failed in phase ${status.phase}`),
+      },
     ]);
     if (err instanceof ApplicationFailure || isCancellation(err)) throw err;
     const type = failureType(err);

@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type QwenopsConfig } from '../config/config.js';
 import { createDataConverter } from '../temporal/data-converter.js';
+import { temporalTls } from '../temporal/tls.js';
 
 // What every command needs: the validated config and, lazily, a Temporal client.
 export class CliContext {
@@ -32,7 +33,7 @@ export class CliContext {
         const { temporal } = this.config;
         this.connection = await Connection.connect({
           address: temporal.address,
-          tls: temporal.tls ? {} : undefined,
+          tls: temporalTls(temporal),
           apiKey: temporal.apiKey,
         });
         return new Client({

@@ -6,7 +6,6 @@ import type { SandboxEngineName } from '../cluster/sandbox/revision-runtime.js';
 import { loadConfig } from '../config/config.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../domain/promotion-spec.js';
 import type { PipelineStatus } from '../domain/status.js';
-import { writeFixtureModel } from '../hub/fixture-model.js';
 import {
   publishModelDirectory,
   TINY_MODEL_ID,
@@ -16,6 +15,7 @@ import {
 } from '../hub/tiny-model.js';
 import { demoKnowledgeBase } from './demo-knowledge.js';
 import { startEmbeddedStack } from './embedded-stack.js';
+import { DEMO_MODEL, seedDemoMirror } from './mirror-seed.js';
 import { type Conclusion, conclude, follow, startPromotion } from './pipelines.js';
 import { renderTimeline } from './render.js';
 
@@ -42,7 +42,7 @@ export interface DemoOptions {
   databasePort: number;
 }
 
-const MODEL = 'qwen/Qwen-7B-Chat';
+const MODEL = DEMO_MODEL;
 
 function log(line: string): void {
   process.stdout.write(`[demo] ${line}\n`);
@@ -153,6 +153,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     log: (line) => log(`  ${line}`),
     clusterEnv: { QWENOPS_SIM_JOB_SECONDS: '2', QWENOPS_ENGINE: options.engine },
   });
+  const workflowsUrl = `${stack.uiUrl}/namespaces/default/workflows`;
+  log(
+    `Temporal UI: ${workflowsUrl} (served while the demo runs${options.keepRunning ? ' and after it' : '; --keep-running keeps it up afterwards'})`,
+  );
   const real = options.engine === 'vllm';
   let exitCode = 0;
   let connection: Connection | undefined;
@@ -174,8 +178,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       await publishModelDirectory(config.hub.mirrorDir, TINY_MODEL_ID, 'master', tinyModelDir());
     } else {
       log('2/4 seeding the local model mirror with a FIXTURE of qwen/Qwen-7B-Chat (not real weights)');
-      for (const revision of ['master', 'v1.1'])
-        await writeFixtureModel(config.hub.mirrorDir, MODEL, revision);
+      await seedDemoMirror(config.hub.mirrorDir);
     }
 
     connection = await Connection.connect({ address: stack.temporalAddress });
@@ -258,7 +261,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       ...summary('promotion 2', second, 'rolled_back'),
       ...extraLines,
       '',
-      `Temporal UI: ${stack.uiUrl}/namespaces/default/workflows`,
+      // The link only while the UI stays up to follow it (see the end of the demo otherwise).
+      ...(options.keepRunning ? [`Temporal UI: ${workflowsUrl}`] : []),
       `logs: ${stack.logsDir}   artifacts: ${path.join(options.stateDir, 'store')}`,
       `demo (${options.engine} engine) finished in ${((Date.now() - started) / 1000).toFixed(0)} s`,
     ];
@@ -270,13 +274,26 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   } finally {
     await connection?.close().catch(() => undefined);
     if (options.keepRunning && exitCode === 0) {
-      log(`the stack keeps running (Ctrl-C stops it): UI ${stack.uiUrl}`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
+      log(`the stack keeps running (Ctrl-C stops it): Temporal UI ${workflowsUrl}`);
+      const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+      let onSignal: () => void = () => undefined;
+      const signalled = new Promise<void>((resolve) => {
+        onSignal = resolve;
       });
+      for (const name of stopSignals) process.on(name, onSignal);
+      await Promise.race([
+        signalled,
+        stack.failure.then((failure) => {
+          exitCode = 1;
+          log(`FAILED: ${failure.message}`);
+        }),
+      ]);
+      for (const name of stopSignals) process.removeListener(name, onSignal);
     }
     await stack.stop();
+    log(
+      `the stack is stopped: the Temporal UI (${stack.uiUrl}) is no longer served. The workflow histories stay in ${path.join(options.stateDir, 'temporal.db')}: "qwenops dev --state-dir ${options.stateDir}" serves them again`,
+    );
   }
   return exitCode;
 }

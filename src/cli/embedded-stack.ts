@@ -1,17 +1,21 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { SEARCH_ATTRIBUTES } from '../../workflows/definitions.js';
+import { createLogger } from '../observability/logger.js';
 import { nodeEntrypoint } from '../runtime/entrypoints.js';
 import { freeLoopbackPort } from '../runtime/ports.js';
 import { toolBinary } from '../runtime/tools.js';
+import { Supervisor, type SupervisorFailure, type SupervisorLogger } from './supervisor.js';
 
 // The embedded stack `qwenops dev` and `make demo` run on one laptop: the Temporal dev
 // server (persisted DB + UI), the sandbox cluster (GPU Jobs as local processes, serving
 // simulators behind a traffic-splitting proxy), and an all-in-one worker. Each runs as its
-// own process (as in production) with logs under <stateDir>/logs.
+// own process (as in production) with logs under <stateDir>/logs, supervised (./supervisor.ts):
+// one that exits unexpectedly is logged and restarted with backoff; one that keeps crashing
+// stops the whole stack (`failure`).
 
 export interface EmbeddedStackOptions {
   stateDir: string;
@@ -30,6 +34,12 @@ export interface EmbeddedStackOptions {
   log: (line: string) => void;
   /** Extra env for the sandbox cluster (simulated Job durations etc.). */
   clusterEnv?: Record<string, string>;
+  /** Aborting it (a signal to the CLI) stops every process, also while the stack starts. */
+  signal?: AbortSignal;
+  /** Structured logs of the supervision (JSON lines on stderr by default). */
+  logger?: SupervisorLogger;
+  /** Supervision limits (defaults: 5 restarts within 60 s, backoff from 500 ms). */
+  restartLimit?: { maxRestarts: number; windowMs: number };
 }
 
 export interface EmbeddedStack {
@@ -41,6 +51,10 @@ export interface EmbeddedStack {
   /** host:port of the worker's Prometheus endpoint (may differ from the default; see metricsPort). */
   metricsAddress: string;
   logsDir: string;
+  /** PID (= process group id) of each process the stack runs now, by name. */
+  pids(): Record<string, number>;
+  /** Resolves when a process kept crashing and the stack stopped itself (see Supervisor). */
+  failure: Promise<SupervisorFailure>;
   stop(): Promise<void>;
 }
 
@@ -69,8 +83,10 @@ async function waitForPort(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`${what} exited with code ${child.exitCode} before listening (see its log)`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `${what} exited (${child.signalCode ? `signal ${child.signalCode}` : `code ${child.exitCode}`}) before listening (see its log)`,
+      );
     const open = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1');
       s.once('connect', () => {
@@ -183,78 +199,70 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
   mkdirSync(logsDir, { recursive: true });
   const ports = await resolveStackPorts(options, log);
   const env = embeddedConfigEnv(stateDir, ports);
-  const children: Array<{ name: string; child: ChildProcess }> = [];
-  const launch = (name: string, argv: string[], extraEnv: Record<string, string> = {}) => {
-    const [cmd, ...args] = argv;
-    const logFile = path.join(logsDir, `${name}.log`);
-    const out = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(cmd as string, args, {
+  const supervisor = new Supervisor({
+    logger: options.logger ?? createLogger('qwenops-stack', 'info', 2),
+    ...options.restartLimit,
+  });
+  const launch = (
+    name: string,
+    argv: string[],
+    ready: (child: ChildProcess) => Promise<void>,
+    extraEnv: Record<string, string> = {},
+  ) =>
+    supervisor.start({
+      name,
+      argv,
       env: { ...process.env, ...env, ...extraEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
+      logFile: path.join(logsDir, `${name}.log`),
+      ready,
     });
-    child.stdout?.pipe(out, { end: false });
-    child.stderr?.pipe(out, { end: false });
-    children.push({ name, child });
-    return child;
-  };
-  const stop = async () => {
-    for (const { name, child } of [...children].reverse()) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      log(`stopping ${name}`);
-      try {
-        process.kill(-(child.pid as number), 'SIGTERM');
-      } catch {}
-      const exited = new Promise((r) => child.once('exit', r));
-      const timeout = new Promise((r) => setTimeout(r, 15_000, 'timeout'));
-      if ((await Promise.race([exited, timeout])) === 'timeout') {
-        try {
-          process.kill(-(child.pid as number), 'SIGKILL');
-        } catch {}
-      }
-    }
-  };
-  const onExit = () => {
-    for (const { child } of children) {
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL');
-      } catch {}
-    }
-  };
+  const stop = () => supervisor.stop(log);
+  const onExit = () => supervisor.killAll();
   process.once('exit', onExit);
+  const onAbort = () => {
+    log('stop requested: stopping every process of the stack');
+    void stop();
+  };
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
 
   try {
     const temporal = toolBinary('temporal');
     log(
       `starting Temporal dev server on 127.0.0.1:${options.temporalPort} (UI :${options.uiPort}, DB ${path.join(stateDir, 'temporal.db')})`,
     );
-    const server = launch('temporal', [
-      temporal,
-      'server',
-      'start-dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(options.temporalPort),
-      '--ui-port',
-      String(options.uiPort),
-      '--db-filename',
-      path.join(stateDir, 'temporal.db'),
-      '--log-level',
-      'warn',
-      ...Object.values(SEARCH_ATTRIBUTES).flatMap((k) => [
-        '--search-attribute',
-        `${k.name}=${k.type === 'TEXT' ? 'Text' : 'Keyword'}`,
-      ]),
-    ]);
-    await waitForPort(options.temporalPort, 60_000, server, 'Temporal dev server');
+    await launch(
+      'temporal',
+      [
+        temporal,
+        'server',
+        'start-dev',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(options.temporalPort),
+        '--ui-port',
+        String(options.uiPort),
+        '--db-filename',
+        path.join(stateDir, 'temporal.db'),
+        '--log-level',
+        'warn',
+        ...Object.values(SEARCH_ATTRIBUTES).flatMap((k) => [
+          '--search-attribute',
+          `${k.name}=${k.type === 'TEXT' ? 'Text' : 'Keyword'}`,
+        ]),
+      ],
+      (child) => waitForPort(options.temporalPort, 60_000, child, 'Temporal dev server'),
+    );
 
     const sandboxState = path.join(stateDir, 'sandbox');
     if (options.freshCluster) rmSync(sandboxState, { recursive: true, force: true });
     log(
       `starting the sandbox cluster on 127.0.0.1:${options.sandboxPort} (GPU Jobs and serving run as local processes)`,
     );
-    const cluster = launch(
+    // A restarted daemon keeps its state: it serves its revisions again and relaunches the
+    // Jobs it lost while they have attempts left.
+    await launch(
       'sandbox-cluster',
       [
         ...nodeEntrypoint('src/cluster/sandbox/main'),
@@ -263,29 +271,38 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
         '--state-dir',
         sandboxState,
       ],
+      (child) => waitForLine(child, /"url"/, 60_000, 'sandbox cluster').then(() => undefined),
       options.clusterEnv,
     );
-    await waitForLine(cluster, /"url"/, 60_000, 'sandbox cluster');
 
     log(`starting the embedded PostgreSQL (PGlite + pgvector) on 127.0.0.1:${options.databasePort}`);
-    const database = launch('postgres', [
-      ...nodeEntrypoint('src/knowledge/pglite/main'),
-      '--data-dir',
-      path.join(stateDir, 'pgdata'),
-      '--port',
-      String(options.databasePort),
-    ]);
-    await waitForPort(options.databasePort, 60_000, database, 'embedded PostgreSQL');
+    await launch(
+      'postgres',
+      [
+        ...nodeEntrypoint('src/knowledge/pglite/main'),
+        '--data-dir',
+        path.join(stateDir, 'pgdata'),
+        '--port',
+        String(options.databasePort),
+      ],
+      (child) => waitForPort(options.databasePort, 60_000, child, 'embedded PostgreSQL'),
+    );
 
     log(
       `starting the all-in-one worker (task queues default, gpu-jobs, cluster, knowledge; metrics on http://127.0.0.1:${ports.metrics}/metrics)`,
     );
     // Its readiness line is logged at info level, whatever level the user asked for elsewhere.
-    const worker = launch('worker', nodeEntrypoint('workers/all-in-one'), { QWENOPS_LOG_LEVEL: 'info' });
-    await waitForLine(worker, /workers running/, 120_000, 'worker');
+    await launch(
+      'worker',
+      nodeEntrypoint('workers/all-in-one'),
+      (child) => waitForLine(child, /workers running/, 120_000, 'worker').then(() => undefined),
+      { QWENOPS_LOG_LEVEL: 'info' },
+    );
   } catch (err) {
+    const interrupted = options.signal?.aborted;
     await stop();
-    throw err;
+    process.removeListener('exit', onExit);
+    throw interrupted ? new Error('stopped while starting (signal received); no process left running') : err;
   }
   return {
     env,
@@ -295,9 +312,12 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
     databaseUrl: env.QWENOPS_DATABASE_URL as string,
     metricsAddress: env.QWENOPS_METRICS_ADDRESS as string,
     logsDir,
+    pids: () => supervisor.pids(),
+    failure: supervisor.failure,
     stop: async () => {
       await stop();
       process.removeListener('exit', onExit);
+      options.signal?.removeEventListener('abort', onAbort);
     },
   };
 }

@@ -228,6 +228,10 @@ export type ClusterErrorCode =
 
 export class ClusterError extends Error {
   override readonly name = 'ClusterError';
+  /** "ClusterError.<code>"; retryability is decided per error. */
+  get failureType(): string {
+    return `${this.name}.${this.code}`;
+  }
   constructor(
     readonly code: ClusterErrorCode,
     message: string,

@@ -23,8 +23,23 @@ export const configSchema = z
         uiUrl: url.default('http://127.0.0.1:8233'),
         tls: z.boolean().default(false),
         apiKey: z.string().optional(),
+        /**
+         * mTLS: PEM files of the client certificate and its key (both or neither), the CA
+         * that signed the server's certificate (default: the system roots), and the name to
+         * verify the server certificate against (default: the host of `address`). Any of them
+         * turns TLS on.
+         */
+        tlsCertFile: z.string().min(1).optional(),
+        tlsKeyFile: z.string().min(1).optional(),
+        tlsCaFile: z.string().min(1).optional(),
+        tlsServerName: z.string().min(1).optional(),
       })
       .strict()
+      .refine((t) => Boolean(t.tlsCertFile) === Boolean(t.tlsKeyFile), {
+        message:
+          'mTLS needs both the client certificate and its key (QWENOPS_TEMPORAL_TLS_CERT and QWENOPS_TEMPORAL_TLS_KEY)',
+        path: ['tlsKeyFile'],
+      })
       .prefault({}),
     cluster: z
       .object({
@@ -156,6 +171,10 @@ export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolea
     { env: 'QWENOPS_TEMPORAL_UI_URL', path: 'temporal.uiUrl' },
     { env: 'QWENOPS_TEMPORAL_TLS', path: 'temporal.tls' },
     { env: 'QWENOPS_TEMPORAL_API_KEY', path: 'temporal.apiKey', secret: true },
+    { env: 'QWENOPS_TEMPORAL_TLS_CERT', path: 'temporal.tlsCertFile' },
+    { env: 'QWENOPS_TEMPORAL_TLS_KEY', path: 'temporal.tlsKeyFile' },
+    { env: 'QWENOPS_TEMPORAL_TLS_CA', path: 'temporal.tlsCaFile' },
+    { env: 'QWENOPS_TEMPORAL_TLS_SERVER_NAME', path: 'temporal.tlsServerName' },
     { env: 'QWENOPS_CLUSTER', path: 'cluster.kind' },
     { env: 'QWENOPS_SANDBOX_URL', path: 'cluster.sandboxUrl' },
     { env: 'QWENOPS_KUBECONFIG', path: 'cluster.kubeconfig' },

@@ -13,6 +13,8 @@ export interface FieldIssue {
  */
 export class InputValidationError extends Error {
   override readonly name = 'InputValidationError';
+  readonly failureType: string = 'InvalidInput';
+  readonly retryable = false;
   constructor(
     readonly subject: string,
     readonly issues: FieldIssue[],

@@ -33,6 +33,10 @@ export interface ModelHub {
 
 export class HubError extends Error {
   override readonly name = 'HubError';
+  /** "HubError.<code>"; retryability is decided per error. */
+  get failureType(): string {
+    return `${this.name}.${this.code}`;
+  }
   constructor(
     readonly code: 'NotFound' | 'Unauthorized' | 'Invalid' | 'Unavailable' | 'ChecksumMismatch',
     message: string,

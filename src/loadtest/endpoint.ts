@@ -31,6 +31,9 @@ export function resolveChatEndpoint(url: string): ChatEndpoint {
 /** The target cannot be reached or refuses the setup requests: nothing was measured. */
 export class LoadTargetError extends Error {
   override readonly name = 'LoadTargetError';
+  // The endpoint may come back (a restarting pod): retried by the activity's policy.
+  readonly failureType = 'LoadTargetUnreachable';
+  readonly retryable = true;
 }
 
 /**

@@ -12,6 +12,8 @@ import type { ArtifactStore } from '../storage/port.js';
 
 export class GpuJobFailedError extends Error {
   override readonly name = 'GpuJobFailedError';
+  readonly failureType = 'GpuJobFailed';
+  readonly retryable = false;
   constructor(
     readonly jobName: string,
     message: string,

@@ -46,6 +46,8 @@ type Hooks = Pick<WaitOptions, 'signal' | 'onProgress'>;
 /** The workflow no longer holds the rollout lease: another took it over, or it was broken. */
 export class ServingLeaseLostError extends Error {
   override readonly name = 'ServingLeaseLostError';
+  readonly failureType = 'ServingLeaseLost';
+  readonly retryable = false;
   constructor(
     readonly ref: ServingRef,
     readonly workflowId: string,

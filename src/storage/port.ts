@@ -57,6 +57,10 @@ export interface ArtifactStore {
 
 export class StorageError extends Error {
   override readonly name = 'StorageError';
+  /** "StorageError.<code>"; retryability is decided per error. */
+  get failureType(): string {
+    return `${this.name}.${this.code}`;
+  }
   constructor(
     readonly code: 'NotFound' | 'ChecksumMismatch' | 'InvalidKey' | 'Unavailable',
     message: string,

@@ -74,7 +74,15 @@ describe('qwenops demo', () => {
       /second run \(unchanged corpus\): incremental mode, \d+ documents, chunks \+0 =\d+ -0, 0 embedding calls/,
     );
     expect(out).toContain('hr/annual-leave.md');
-    expect(out).toContain('Temporal UI: http://127.0.0.1:');
+    // The UI link comes while the UI is up (not after it was stopped), and the end says so.
+    const link = out.indexOf(`Temporal UI: http://127.0.0.1:${ports[1]}/namespaces/default/workflows`);
+    const stopping = out.indexOf('stopping temporal');
+    expect(link, out.slice(-4000)).toBeGreaterThan(-1);
+    expect(stopping).toBeGreaterThan(link);
+    expect(out.slice(stopping)).not.toContain('Temporal UI: http');
+    expect(out.slice(stopping)).toMatch(
+      /the stack is stopped: the Temporal UI \(http:\/\/127\.0\.0\.1:\d+\) is no longer served/,
+    );
     expect(out).toMatch(
       new RegExp(
         `worker metrics: port ${DEFAULT_STACK_PORTS.metrics} is in use .*; serving them on 127\\.0\\.0\\.1:\\d+ instead`,

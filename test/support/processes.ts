@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 
 // Child processes a test starts (servers, workers). Output is kept so a failure can show
 // what the process said; stopAll() kills whatever is left, process group included.
@@ -71,4 +72,18 @@ export async function waitForExit(p: ManagedProcess): Promise<number | null> {
   if (p.child.exitCode !== null) return p.child.exitCode;
   const [code] = (await once(p.child, 'exit')) as [number | null];
   return code;
+}
+
+/** No such process, or a zombie nobody reaped yet. */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
 }

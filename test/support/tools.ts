@@ -11,3 +11,8 @@ export function toolPath(name: string): string {
   }
   return p;
 }
+
+/** Headless Chromium for the Temporal UI checks (scripts/setup/57-chromium.sh links Debian's). */
+export function chromiumPath(): string {
+  return toolPath('chromium');
+}

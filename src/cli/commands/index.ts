@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { registerCodecServerCommands } from './codec-server.js';
 import { registerKnowledgeCommands } from './kb.js';
 import { registerLeaseCommands } from './lease.js';
 import { registerLoadTestCommands } from './loadtest.js';
@@ -20,4 +21,5 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   registerKnowledgeCommands,
   registerScheduleCommands,
   registerLeaseCommands,
+  registerCodecServerCommands,
 ];

@@ -215,9 +215,20 @@ export const registerPipelineCommands: CommandGroup = (program: Command, context
         await sendUpdate(context(), workflowId, name, async (h) => {
           // The workflow refuses a decision for any other gate than the one it waits at, so a
           // decision typed for one gate can never answer the next.
-          const gate = opts.gate ?? (await h.query(statusQuery)).pendingDecision?.gate;
+          let gate = opts.gate;
           if (!gate) {
-            throw new Error(`${name} refused: ${workflowId} is not waiting for a decision`);
+            const status = await h.query(statusQuery);
+            if (status.outcome !== 'running') {
+              throw new Error(
+                `${name} refused: ${workflowId} has already finished (${status.outcome}; see "qwenops status ${workflowId}")`,
+              );
+            }
+            gate = status.pendingDecision?.gate;
+            if (!gate) {
+              throw new Error(
+                `${name} refused: ${workflowId} is not waiting for a decision (stage ${status.stage})`,
+              );
+            }
           }
           if (!opts.gate) process.stderr.write(`${name}: answering gate ${gate}\n`);
           return h.executeUpdate(update, { args: [{ gate, by: opts.by, comment: opts.comment }] });

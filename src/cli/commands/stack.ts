@@ -1,11 +1,15 @@
 import path from 'node:path';
 import { parseEngineName } from '../../cluster/sandbox/engine.js';
 import { runDemo } from '../demo.js';
-import { DEFAULT_STACK_PORTS, startEmbeddedStack } from '../embedded-stack.js';
+import { DEFAULT_STACK_PORTS, type EmbeddedStack, startEmbeddedStack } from '../embedded-stack.js';
+import { EXIT } from '../exit-codes.js';
+import { DEMO_MODEL, seedDemoMirror } from '../mirror-seed.js';
 import { portOption } from '../options.js';
 import type { CommandGroup } from './index.js';
 
 // `qwenops dev` (start the embedded stack and keep it) and `qwenops demo` (run the main job on it).
+
+const STOP_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
 
 export const registerStackCommands: CommandGroup = (program) => {
   const withPorts = (command: ReturnType<typeof program.command>) =>
@@ -42,30 +46,77 @@ export const registerStackCommands: CommandGroup = (program) => {
       .command('dev')
       .description('start the embedded stack (Temporal + UI, sandbox cluster, worker) and keep it running'),
   ).action(async (opts) => {
-    const stack = await startEmbeddedStack({
-      stateDir: path.resolve(opts.stateDir),
-      temporalPort: opts.temporalPort,
-      uiPort: opts.uiPort,
-      sandboxPort: opts.sandboxPort,
-      metricsPort: opts.metricsPort,
-      databasePort: opts.databasePort,
-      freshCluster: true,
-      log: (line) => process.stdout.write(`[dev] ${line}\n`),
-    });
-    // The CLI needs no metrics address; exporting it would make a worker started from that
-    // shell try to bind the stack's own metrics port.
-    const exports = Object.entries(stack.env)
-      .filter(([k]) => k !== 'QWENOPS_METRICS_ADDRESS')
-      .map(([k, v]) => `export ${k}=${v}`)
-      .join('\n');
-    process.stdout.write(
-      `[dev] ready. Temporal UI: ${stack.uiUrl}\n[dev] worker metrics: http://${stack.metricsAddress}/metrics\n[dev] to use the CLI from another shell:\n${exports}\n[dev] Ctrl-C stops everything\n`,
-    );
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
-    await stack.stop();
+    const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
+    // After SIGHUP the terminal may be gone: a failed write must not cut the stop short.
+    process.stdout.on('error', () => undefined);
+    // SIGHUP (terminal closed), SIGINT (Ctrl-C), SIGTERM: stop every process, then exit. The
+    // processes run in process groups of their own, so only this one gets the signal.
+    const stopping = new AbortController();
+    let received: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (received) {
+        say(`${signal}: already stopping (${received})`);
+        return;
+      }
+      received = signal;
+      say(`${signal} received: stopping every process of the stack`);
+      stopping.abort();
+    };
+    for (const name of STOP_SIGNALS) process.on(name, onSignal);
+    try {
+      let stack: EmbeddedStack;
+      try {
+        stack = await startEmbeddedStack({
+          stateDir: path.resolve(opts.stateDir),
+          temporalPort: opts.temporalPort,
+          uiPort: opts.uiPort,
+          sandboxPort: opts.sandboxPort,
+          metricsPort: opts.metricsPort,
+          databasePort: opts.databasePort,
+          freshCluster: true,
+          log: say,
+          signal: stopping.signal,
+        });
+      } catch (err) {
+        if (!received) throw err;
+        say(`stopped by ${received} before the stack was ready; no process is left`);
+        return;
+      }
+      // What the demo seeds: a promotion started from the UI finds qwen/Qwen-7B-Chat.
+      const mirrorDir = stack.env.QWENOPS_HUB_MIRROR_DIR as string;
+      const mirror = await seedDemoMirror(mirrorDir);
+      say(
+        `local model mirror ${mirrorDir}: ${DEMO_MODEL} ${[
+          ...(mirror.seeded.length > 0
+            ? [`${mirror.seeded.join(', ')} seeded with a FIXTURE (not real weights)`]
+            : []),
+          ...(mirror.present.length > 0 ? [`${mirror.present.join(', ')} already there`] : []),
+        ].join('; ')}`,
+      );
+      // The CLI needs no metrics address; exporting it would make a worker started from that
+      // shell try to bind the stack's own metrics port.
+      const exports = Object.entries(stack.env)
+        .filter(([k]) => k !== 'QWENOPS_METRICS_ADDRESS')
+        .map(([k, v]) => `export ${k}=${v}`)
+        .join('\n');
+      say(
+        `ready. Temporal UI: ${stack.uiUrl}\n[dev] worker metrics: http://${stack.metricsAddress}/metrics\n[dev] to use the CLI from another shell:\n${exports}\n[dev] Ctrl-C stops everything`,
+      );
+      const signalled = new Promise<void>((resolve) => {
+        if (stopping.signal.aborted) resolve();
+        else stopping.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      const failure = await Promise.race([signalled, stack.failure]);
+      await stack.stop();
+      if (failure) {
+        say(`FAILED: ${failure.message}`);
+        process.exitCode = EXIT.error;
+      } else {
+        say(`stopped (${received}); no process of the stack is left`);
+      }
+    } finally {
+      for (const name of STOP_SIGNALS) process.removeListener(name, onSignal);
+    }
   });
 
   withPorts(

@@ -15,7 +15,9 @@ import type { SandboxSecrets } from './secrets.js';
 // Job semantics where the pipelines rely on them: create adopts an existing name (never a
 // second launch), backoffLimit retries a failing process, activeDeadlineSeconds kills it
 // and fails the Job with DeadlineExceeded, delete kills the group, finished Jobs vanish
-// ttlSecondsAfterFinished later. State is persisted so the daemon can always answer.
+// ttlSecondsAfterFinished later. State is persisted so the daemon can always answer. An
+// attempt lost with the daemon (crash, restart) is a pod lost with its node: the next start
+// relaunches the Job while backoffLimit leaves attempts, and fails it only when none is left.
 
 export interface JobManagerOptions {
   stateDir: string;
@@ -44,6 +46,8 @@ interface JobRecord {
   pid?: number;
   exitCode?: number | null;
   logFile: string;
+  /** Set when the daemon stopped (SIGTERM) while the Job was active; unset after a crash. */
+  interrupted?: 'stopped';
 }
 
 const LOG_TAIL_IN_MESSAGE = 20;
@@ -64,6 +68,8 @@ export class JobManager {
   >();
   private readonly lock = new KeyedLock();
   private readonly dir: string;
+  /** Set by shutdown(): exits of the processes it kills are not failed attempts. */
+  private stopping = false;
 
   constructor(private readonly options: JobManagerOptions) {
     this.dir = path.join(options.stateDir, 'jobs');
@@ -85,8 +91,14 @@ export class JobManager {
     return writeJsonAtomic(this.recordFile(record.spec.namespace, record.spec.name), record);
   }
 
-  /** Loads persisted Jobs. A Job that was running when the daemon died cannot be observed any more: it fails. */
+  /**
+   * Loads persisted Jobs. A Job that was active when the daemon died or stopped cannot be
+   * observed any more: its process group is killed (if it outlived the daemon) and the lost
+   * attempt counts as a failed one, as for a pod lost with its node. With attempts left
+   * (backoffLimit) and time left (activeDeadlineSeconds) the Job is relaunched; else it fails.
+   */
   async init(): Promise<void> {
+    const lost: JobRecord[] = [];
     for (const record of await readJsonTree<JobRecord>(this.dir)) {
       const key = this.key(record.spec.namespace, record.spec.name);
       this.records.set(key, record);
@@ -94,16 +106,58 @@ export class JobManager {
         if (record.pid && PROCESS_MARKS.some((m) => isOurProcess(record.pid as number, m)))
           signalGroup(record.pid, 'SIGKILL');
         record.pid = undefined;
-        this.finish(
-          record,
-          'Failed',
-          `the sandbox daemon restarted while attempt ${record.status.attempts} ran; delete the Job and create it again`,
-        );
-        await this.persist(record);
+        lost.push(record);
       } else {
         this.scheduleTtl(record);
       }
     }
+    for (const record of lost) {
+      const key = this.key(record.spec.namespace, record.spec.name);
+      await this.lock.run(key, () => this.recover(key, record));
+    }
+  }
+
+  /** Relaunches (or fails) a Job whose attempt the daemon lost; see init(). */
+  private async recover(key: string, record: JobRecord): Promise<void> {
+    const attempt = record.status.attempts;
+    const limit = record.spec.backoffLimit + 1;
+    // exitCode is set between a failed attempt and its retry: that attempt was not lost.
+    const what =
+      attempt === 0
+        ? 'the sandbox daemon went down before attempt 1 started'
+        : record.exitCode !== undefined
+          ? `attempt ${attempt} had failed and its retry was due when the sandbox daemon went down`
+          : `attempt ${attempt} was lost: ${record.interrupted === 'stopped' ? 'the sandbox daemon stopped during it' : 'the sandbox daemon restarted while it ran'}`;
+    record.interrupted = undefined;
+    const startedAt = record.status.startedAt ? Date.parse(record.status.startedAt) : Date.now();
+    const deadlineAt = startedAt + record.spec.activeDeadlineSeconds * 1000;
+    if (Date.now() >= deadlineAt) {
+      this.finish(
+        record,
+        'Failed',
+        `DeadlineExceeded: Job was active longer than specified deadline (${record.spec.activeDeadlineSeconds}s); ${what}`,
+      );
+    } else if (attempt >= limit) {
+      this.finish(
+        record,
+        'Failed',
+        `BackoffLimitExceeded: ${what}; no attempt left (${attempt} of ${limit})`,
+      );
+      this.options.logger.warn({ job: key, attempt }, 'job attempt lost with the daemon; no attempt left');
+    } else {
+      this.timersOf(key).deadline = setTimeout(
+        () => void this.deadlineExceeded(key, record),
+        deadlineAt - Date.now(),
+      );
+      this.options.logger.warn(
+        { job: key, attempt, next: attempt + 1, of: limit },
+        'job attempt lost with the daemon; relaunching it',
+      );
+      await this.launch(key, record);
+      if (record.status.phase === 'Running')
+        record.status.message = `attempt ${attempt + 1}/${limit} running (${what})`;
+    }
+    await this.persist(record);
   }
 
   private command(template: JobTemplateName): string[] {
@@ -233,8 +287,8 @@ export class JobManager {
     exit: { code: number | null; signal: NodeJS.Signals | null },
   ): Promise<void> {
     if (this.processes.get(key) === proc) this.processes.delete(key);
-    // Deleted, or already failed by the deadline: nothing to record.
-    if (this.records.get(key) !== record || record.status.phase !== 'Running') return;
+    // Deleted, already failed by the deadline, or killed by shutdown(): nothing to record.
+    if (this.stopping || this.records.get(key) !== record || record.status.phase !== 'Running') return;
     signalGroup(proc.pid, 'SIGKILL'); // whatever the leader left behind
     record.pid = undefined;
     record.exitCode = exit.code;
@@ -365,13 +419,16 @@ export class JobManager {
     });
   }
 
-  /** Daemon shutdown: every running Job is killed and recorded as failed. */
+  /** Daemon shutdown: every running Job is killed; its attempt is recorded as interrupted. */
   async shutdown(): Promise<void> {
+    this.stopping = true;
     const stops: Promise<void>[] = [];
     for (const [key, proc] of this.processes) {
       const record = this.records.get(key);
       if (record?.status.phase === 'Running') {
-        this.finish(record, 'Failed', `the sandbox daemon stopped during attempt ${record.status.attempts}`);
+        // Left active on disk: the next start relaunches it while attempts are left (init).
+        record.interrupted = 'stopped';
+        record.status.message = `attempt ${record.status.attempts} interrupted: the sandbox daemon stopped during it`;
         record.pid = undefined;
         stops.push(this.persist(record));
       }

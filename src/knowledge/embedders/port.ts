@@ -27,6 +27,9 @@ export interface Embedder {
 
 export class EmbeddingError extends Error {
   override readonly name: string = 'EmbeddingError';
+  get failureType(): string {
+    return this.retryable ? 'EmbeddingUnavailable' : 'EmbeddingRejected';
+  }
   constructor(
     message: string,
     /** Worth retrying later (server overloaded or unreachable), as opposed to a wrong request or model. */

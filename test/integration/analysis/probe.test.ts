@@ -58,7 +58,15 @@ describe('probe canary analysis', () => {
 
   it('passes a canary that behaves like the stable revision', async () => {
     const progress: string[] = [];
-    const result = await analyzer.analyse(request(equalCanary), { onProgress: (m) => progress.push(m) });
+    // Two equal revisions' p99 (the slowest of ~200) differ by whatever the host does to each:
+    // up to 2.6x was seen with the CPU saturated. The tolerance here is wider than that noise;
+    // the next test shows a 2x limit still catches a 4x slower canary.
+    const result = await analyzer.analyse(
+      request(equalCanary, {
+        slo: sloSchema.parse({ p99LatencyMs: 10_000, maxErrorRatePct: 1, maxLatencyRatioVsStable: 4 }),
+      }),
+      { onProgress: (m) => progress.push(m) },
+    );
     expect(result.verdict, result.reasons.join('\n')).toBe('pass');
     expect(result.provider).toBe('probe');
     expect(result.canary?.requests).toBeGreaterThanOrEqual(100);

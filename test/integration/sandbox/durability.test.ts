@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GpuJobSpec, ServingRef, ServingRevisionSpec } from '../../../src/cluster/port.js';
@@ -63,6 +64,16 @@ async function chat(url: string): Promise<Response> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ messages: [{ role: 'user', content: '还在吗' }], max_tokens: 2 }),
   });
+}
+
+/** Gone: no such process, or a zombie nobody reaped yet (an orphan of a SIGKILLed daemon). */
+function gone(pid: number): boolean {
+  if (!isAlive(pid)) return true;
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
 }
 
 let cluster: TestSandboxCluster | undefined;
@@ -164,5 +175,58 @@ describe('sandbox durability', () => {
     // Same proxy port as before when it is still free: clients keep their URL.
     expect(back.url).toBe(proxyUrl);
     expect((await chat(back.url as string)).status).toBe(200);
+  });
+
+  it('relaunches a Job whose attempt a daemon crash lost while backoffLimit leaves one, fails it when none is left', async () => {
+    const first = await startSandboxCluster();
+    let second: TestSandboxCluster | undefined;
+    try {
+      const spec = (name: string, backoffLimit: number): GpuJobSpec => ({
+        ...job,
+        name,
+        backoffLimit,
+        // Long enough to be running when the daemon dies, short enough for the retry to finish.
+        env: { QWENOPS_SIM_JOB_SECONDS: '6' },
+        args: [
+          '--model',
+          'qwen/Qwen-7B-Chat',
+          '--output-uri',
+          `file://${first.storeDir}/models/${name}`,
+          '--result-uri',
+          `file://${first.storeDir}/results/${name}.json`,
+        ],
+      });
+      await first.backend.createJob(spec('lost-retried', 1));
+      await first.backend.createJob(spec('lost-exhausted', 0));
+      await until('both Jobs to run', async () => (await first.jobs()).filter((j) => j.pid).length === 2);
+      const oldPids = (await first.jobs()).map((j) => j.pid as number);
+
+      // The daemon crashes (its Job process groups outlive it), then starts again on its state.
+      process.kill(first.process.child.pid as number, 'SIGKILL');
+      await first.process.exited;
+      second = await startSandboxCluster({ stateDir: first.stateDir, storeDir: first.storeDir });
+      const restarted = second;
+      // The orphaned attempts were killed, not left running beside their relaunch.
+      await until('the lost attempts to be killed', () => oldPids.every(gone), 10_000);
+
+      const exhausted = await restarted.backend.getJob(ns, 'lost-exhausted');
+      expect(exhausted?.phase).toBe('Failed');
+      expect(exhausted?.message).toMatch(
+        /^BackoffLimitExceeded: attempt 1 was lost: the sandbox daemon restarted while it ran; no attempt left/,
+      );
+
+      const relaunched = await restarted.backend.getJob(ns, 'lost-retried');
+      expect(relaunched?.phase).toBe('Running');
+      expect(relaunched?.attempts).toBe(2);
+      expect(relaunched?.message).toMatch(/attempt 2\/2 running \(attempt 1 was lost/);
+      const done = await restarted.backend.waitForJob(ns, 'lost-retried', { deadline: Date.now() + 60_000 });
+      expect(done.phase).toBe('Succeeded');
+      expect(done.attempts).toBe(2);
+      const view = (await restarted.jobs()).find((j) => j.spec.name === 'lost-retried');
+      expect(view?.launches).toBe(2);
+    } finally {
+      await second?.stop();
+      await first.stop(); // removes the state dir it made
+    }
   });
 });
