@@ -14,6 +14,7 @@ export const NON_RETRYABLE: string[] = [...NON_RETRYABLE_FAILURE_TYPES];
  * How long an activity may wait in its task queue for a worker. A queue nobody polls (a
  * worker Deployment missing or scaled to zero) then fails the stage with a
  * ScheduleToStart timeout naming the activity, instead of waiting forever in silence.
+ * Promotions and canaries take it from their spec (execution.queueWaitTimeoutSeconds).
  */
 export const QUEUE_WAIT_TIMEOUT = '10m';
 
@@ -27,6 +28,7 @@ const retry = (maximumAttempts: number) => ({
 
 export interface StageTimeouts {
   heartbeatTimeoutSeconds: number;
+  queueWaitTimeoutSeconds: number;
   gpuJobTimeoutSeconds: number;
   shiftTimeoutSeconds: number;
   analysisWindowSeconds: number;
@@ -35,12 +37,13 @@ export interface StageTimeouts {
 
 /** Stage timeouts from the parts of a spec both pipelines share. */
 export function stageTimeouts(spec: {
-  execution: { heartbeatTimeoutSeconds: number; gpuJobTimeoutSeconds: number };
+  execution: { heartbeatTimeoutSeconds: number; gpuJobTimeoutSeconds: number; queueWaitTimeoutSeconds: number };
   canary: { shiftTimeoutSeconds: number; analysisWindowSeconds: number };
   loadTest: { durationSeconds: number };
 }): StageTimeouts {
   return {
     heartbeatTimeoutSeconds: spec.execution.heartbeatTimeoutSeconds,
+    queueWaitTimeoutSeconds: spec.execution.queueWaitTimeoutSeconds,
     gpuJobTimeoutSeconds: spec.execution.gpuJobTimeoutSeconds,
     shiftTimeoutSeconds: spec.canary.shiftTimeoutSeconds,
     analysisWindowSeconds: spec.canary.analysisWindowSeconds,
@@ -50,17 +53,18 @@ export function stageTimeouts(spec: {
 
 export function promotionActivities(t: StageTimeouts) {
   const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;
+  const queueWait = `${t.queueWaitTimeoutSeconds}s`;
   const light = proxyActivities<
     Pick<PromotionActivities, 'resolveModel' | 'writePromotionReport' | 'markCandidateRejected'>
   >({
     taskQueue: TASK_QUEUES.default,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: '2m',
     retry: retry(5),
   });
   const download = proxyActivities<Pick<PromotionActivities, 'downloadModel'>>({
     taskQueue: TASK_QUEUES.gpuJobs,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: '6h',
     heartbeatTimeout,
     retry: retry(10),
@@ -69,7 +73,7 @@ export function promotionActivities(t: StageTimeouts) {
   // deleted the Job it started, so compensation never races a still-running Job.
   const gpu = proxyActivities<Pick<PromotionActivities, 'quantizeModelAwq' | 'evaluateModelQuality'>>({
     taskQueue: TASK_QUEUES.gpuJobs,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: `${t.gpuJobTimeoutSeconds + 600}s`,
     heartbeatTimeout,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -77,7 +81,7 @@ export function promotionActivities(t: StageTimeouts) {
   });
   const cleanup = proxyActivities<Pick<PromotionActivities, 'deleteGpuJob'>>({
     taskQueue: TASK_QUEUES.gpuJobs,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: '2m',
     retry: retry(10),
   });
@@ -95,6 +99,7 @@ export function promotionActivities(t: StageTimeouts) {
 
 export function servingActivities(t: StageTimeouts) {
   const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;
+  const queueWait = `${t.queueWaitTimeoutSeconds}s`;
   const control = proxyActivities<
     Pick<
       ServingActivities,
@@ -108,7 +113,7 @@ export function servingActivities(t: StageTimeouts) {
     >
   >({
     taskQueue: TASK_QUEUES.cluster,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: `${t.shiftTimeoutSeconds + 120}s`,
     heartbeatTimeout,
     // An abort waits until a cancelled shift or rollback has really stopped, so the
@@ -119,14 +124,14 @@ export function servingActivities(t: StageTimeouts) {
   });
   const analysis = proxyActivities<Pick<ServingActivities, 'analyseCanaryStep'>>({
     taskQueue: TASK_QUEUES.cluster,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: `${t.analysisWindowSeconds + 180}s`,
     heartbeatTimeout,
     retry: retry(3),
   });
   const loadTest = proxyActivities<Pick<ServingActivities, 'runLoadTest'>>({
     taskQueue: TASK_QUEUES.cluster,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: `${t.loadTestSeconds + 300}s`,
     heartbeatTimeout,
     retry: retry(3),
@@ -140,7 +145,7 @@ export function servingActivities(t: StageTimeouts) {
   const lease = proxyActivities<Pick<ServingActivities, 'holdServingTarget'>>({
     taskQueue: TASK_QUEUES.cluster,
     cancellationType: ActivityCancellationType.ABANDON,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: '30d',
     heartbeatTimeout: '30s',
     retry: {

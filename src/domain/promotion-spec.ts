@@ -203,6 +203,11 @@ export const executionSchema = z
     heartbeatTimeoutSeconds: seconds('heartbeatTimeoutSeconds').max(600).default(60),
     /** Deadline for one GPU Job (quantize / evaluate), also its activeDeadlineSeconds. */
     gpuJobTimeoutSeconds: seconds('gpuJobTimeoutSeconds').default(6 * 3600),
+    /**
+     * How long an activity may wait in its task queue for a worker: a queue nobody polls
+     * fails the stage with a ScheduleToStart timeout instead of waiting in silence.
+     */
+    queueWaitTimeoutSeconds: seconds('queueWaitTimeoutSeconds').max(86_400).default(600),
   })
   .strict();
 
