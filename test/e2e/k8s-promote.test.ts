@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { writeFixtureModel } from '../../src/hub/fixture-model.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { nodeEntrypoint } from '../../src/runtime/entrypoints.js';
 import { type Composition, compose } from '../../workers/compose.js';
-import { FAILURE_TYPES, TASK_QUEUES } from '../../workflows/definitions.js';
+import { abortUpdate, FAILURE_TYPES, statusQuery, TASK_QUEUES } from '../../workflows/definitions.js';
 import {
   JOB_NAMESPACE,
   type K8sTestEnvironment,
@@ -287,4 +288,68 @@ describe('promoteModel on Kubernetes + KServe (kube-apiserver, tests as controll
     );
     expect(left.items).toHaveLength(2);
   });
+
+  // Abort and cancellation while a traffic shift waits for KServe (reconciliation held):
+  // afterwards the InferenceService itself sends everything to the stable revision.
+  for (const ending of ['abort', 'cancel'] as const) {
+    it(`${ending} while a traffic shift waits: the InferenceService ends on the stable revision only`, async () => {
+      const stableRevision = (await readInferenceService()).status?.components?.predictor?.traffic?.find(
+        (t) => t.percent === 100,
+      )?.revisionName;
+      expect(stableRevision).toBeDefined();
+      kserve.pause();
+      const { cause, status } = await withWorkers(async () => {
+        const handle = await temporal.client.workflow.start('promoteModel', {
+          taskQueue: TASK_QUEUES.default,
+          workflowId: `promote-qwen-7b-chat-k8s-${ending}-mid-shift`,
+          args: [promotionSpec()],
+        });
+        try {
+          const deadline = Date.now() + 120_000;
+          while ((await readInferenceService()).spec.predictor.canaryTrafficPercent !== 50) {
+            if (Date.now() > deadline) throw new Error('the canary shift never reached the apiserver');
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          if (ending === 'abort') {
+            await handle.executeUpdate(abortUpdate, { args: [{ by: 'oncall', reason: 'wrong build' }] });
+          } else {
+            await handle.cancel();
+          }
+        } finally {
+          await kserve.resume();
+        }
+        const err = await handle.result().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        return {
+          cause: (err as { cause?: unknown } | undefined)?.cause,
+          status: await handle.query(statusQuery),
+        };
+      });
+      if (ending === 'abort') expect((cause as { type?: string }).type).toBe(FAILURE_TYPES.aborted);
+      else expect(cause).toBeInstanceOf(CancelledFailure);
+      expect(status.outcome).toBe('aborted');
+      expect(status.analyses).toBe(0);
+      expect(status.compensations[0]).toEqual({ name: 'rollbackCanary', state: 'succeeded' });
+      expect(status.traffic).toMatchObject({ stableRevision, canaryPercent: 0 });
+
+      const isvc = await readInferenceService();
+      expect(isvc.spec.predictor.canaryTrafficPercent).toBe(0);
+      const traffic = isvc.status?.components?.predictor?.traffic ?? [];
+      expect(traffic.filter((t) => (t.percent ?? 0) > 0).map((t) => [t.revisionName, t.percent])).toEqual([
+        [stableRevision, 100],
+      ]);
+    });
+  }
 });
+
+async function readInferenceService(): Promise<InferenceService> {
+  return (await k8s.plane.admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+    group: 'serving.kserve.io',
+    version: 'v1beta1',
+    namespace: SERVING_NAMESPACE,
+    plural: 'inferenceservices',
+    name: 'qwen-7b-chat',
+  })) as InferenceService;
+}
