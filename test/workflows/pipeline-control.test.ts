@@ -4,6 +4,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { PromotionSpecInput } from '../../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../../src/domain/status.js';
+import { chunkDocumentAsync } from '../../src/knowledge/chunker.js';
 import {
   abortUpdate,
   approveUpdate,
@@ -128,6 +129,21 @@ describe('pipeline control under hostile input', () => {
     expect(result.outcome).toBe('promoted');
     expect(fake.calls).toContain('promoteCanary');
     expect(fake.calls).not.toContain('rollbackCanary');
+  });
+
+  it("clears a reason carried into a new run (a reset keeps the old run's attributes)", async () => {
+    shared.use(new FakeActivities());
+    const handle = await shared.env().client.workflow.start('promoteModel', {
+      args: [{ model: 'qwen/Qwen-7B-Chat' }],
+      taskQueue: TASK_QUEUES.default,
+      workflowId: `control-${randomUUID()}`,
+      searchAttributes: { QwenopsReason: ['rolled back: from the run this one replaces'] },
+    });
+    await waitForStatus(handle, (s) => s.pendingDecision?.gate === 'before-canary', 'the first gate');
+    const description = await handle.describe();
+    expect((description.searchAttributes.QwenopsReason ?? []).filter(Boolean)).toEqual([]);
+    expect(description.searchAttributes.QwenopsOutcome).toEqual(['running']);
+    await handle.cancel();
   });
 
   it('publishes the outcome of a start refused for bad input', async () => {
@@ -261,5 +277,39 @@ describe('pipeline control at the worst moment', () => {
     expect(fake.calls).toContain('markCandidateRejected');
     const status = await handle.query(statusQuery);
     expect(status.outcome).toBe('failed');
+  });
+
+  it('answers status queries while the same worker process chunks a 20 MB single-line document', async () => {
+    shared.use(new FakeActivities());
+    const handle = await start({ model: 'qwen/Qwen-7B-Chat' });
+    await waitForStatus(handle, (s) => s.pendingDecision?.gate === 'before-canary', 'the first gate');
+    const sentence = '员工应当遵守公司的各项规章制度并按时完成工作任务 and follow the rules carefully ';
+    const text = sentence.repeat(Math.ceil((20 * 1024 * 1024) / Buffer.byteLength(sentence)));
+    const document = { title: 'big', blocks: [{ kind: 'text' as const, text }] };
+
+    // Queries reach this workflow through this process's worker, whose event loop the
+    // chunker shares (as in a knowledge worker that also runs workflows).
+    const latencies: number[] = [];
+    let chunking = true;
+    const querying = (async () => {
+      while (chunking) {
+        const sent = performance.now();
+        await handle.query(statusQuery);
+        latencies.push(performance.now() - sent);
+      }
+    })();
+    const started = performance.now();
+    const chunks = await chunkDocumentAsync(document, undefined, { maxChars: 64 * 1024 * 1024 });
+    const total = performance.now() - started;
+    chunking = false;
+    await querying;
+    await handle.cancel();
+
+    expect(chunks.length).toBeGreaterThan(1000);
+    // Several queries were answered while it chunked, none waiting for the chunking to end
+    // (a chunker that never yields makes one query wait for all of it). Relative to the
+    // chunking time, so a busy host cannot turn it into a latency test.
+    expect(latencies.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...latencies)).toBeLessThan(total / 2);
   });
 });
