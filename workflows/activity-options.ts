@@ -37,7 +37,11 @@ export interface StageTimeouts {
 
 /** Stage timeouts from the parts of a spec both pipelines share. */
 export function stageTimeouts(spec: {
-  execution: { heartbeatTimeoutSeconds: number; gpuJobTimeoutSeconds: number; queueWaitTimeoutSeconds: number };
+  execution: {
+    heartbeatTimeoutSeconds: number;
+    gpuJobTimeoutSeconds: number;
+    queueWaitTimeoutSeconds: number;
+  };
   canary: { shiftTimeoutSeconds: number; analysisWindowSeconds: number };
   loadTest: { durationSeconds: number };
 }): StageTimeouts {
