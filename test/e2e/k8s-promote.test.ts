@@ -221,13 +221,7 @@ describe('promoteModel on Kubernetes + KServe (kube-apiserver, tests as controll
     }
 
     // The InferenceService serves the AWQ candidate at 100 %, promoted from a canary.
-    const isvc = (await k8s.plane.admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
-      group: 'serving.kserve.io',
-      version: 'v1beta1',
-      namespace: SERVING_NAMESPACE,
-      plural: 'inferenceservices',
-      name: 'qwen-7b-chat',
-    })) as InferenceService;
+    const isvc = await readInferenceService();
     const candidateUri = result.status.artifacts.candidate as string;
     expect(candidateUri).toMatch(/^s3:\/\//);
     expect(isvc.spec.predictor.model.storageUri).toBe(candidateUri);
@@ -269,13 +263,7 @@ describe('promoteModel on Kubernetes + KServe (kube-apiserver, tests as controll
     expect(jobs.runs.slice(runsBefore).map((r) => r.template)).toEqual(['quantize', 'evaluate']);
 
     // KServe's rollback: canaryTrafficPercent 0, all traffic on the revision promoted before.
-    const isvc = (await k8s.plane.admin.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
-      group: 'serving.kserve.io',
-      version: 'v1beta1',
-      namespace: SERVING_NAMESPACE,
-      plural: 'inferenceservices',
-      name: 'qwen-7b-chat',
-    })) as InferenceService;
+    const isvc = await readInferenceService();
     expect(isvc.spec.predictor.canaryTrafficPercent).toBe(0);
     const traffic = isvc.status?.components?.predictor?.traffic ?? [];
     expect(traffic.find((t) => t.percent === 100)?.revisionName).toBe('qwen-7b-chat-predictor-00002');

@@ -16,6 +16,7 @@ import {
   TASK_QUEUES,
 } from '../../workflows/definitions.js';
 import { FakeActivities } from '../support/fake-activities.js';
+import { waitForStatus } from '../support/pipeline-status.js';
 import { sharedFakeWorkerEnv } from '../support/workflow-workers.js';
 
 // Human control of a running promotion when the input is hostile or arrives at the worst
@@ -33,21 +34,6 @@ function start(spec: PromotionSpecInput, workflowId = `control-${randomUUID()}`)
     taskQueue: TASK_QUEUES.default,
     workflowId,
   });
-}
-
-async function waitForStatus(
-  handle: WorkflowHandle,
-  predicate: (s: PipelineStatus) => boolean,
-  what: string,
-): Promise<PipelineStatus> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const status = await handle.query(statusQuery);
-    if (predicate(status)) return status;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(status)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** The reason an update was refused: the validator's message. */

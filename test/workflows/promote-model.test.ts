@@ -22,6 +22,7 @@ import {
   TASK_QUEUES,
 } from '../../workflows/definitions.js';
 import { FakeActivities } from '../support/fake-activities.js';
+import { waitForStatus } from '../support/pipeline-status.js';
 import { createTimeSkippingEnv } from '../support/temporal.js';
 import { sharedFakeWorkerEnv, startFakeWorkers } from '../support/workflow-workers.js';
 
@@ -65,22 +66,6 @@ function start(spec: unknown, workflowId = `promote-${randomUUID()}`) {
     taskQueue: TASK_QUEUES.default,
     workflowId,
   });
-}
-
-/** Polls the status query (real time, no skipping) until `predicate` holds. */
-async function waitForStatus(
-  handle: WorkflowHandle,
-  predicate: (s: PipelineStatus) => boolean,
-  what: string,
-): Promise<PipelineStatus> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const status = await handle.query(statusQuery);
-    if (predicate(status)) return status;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(status)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function approveWhenAsked(handle: WorkflowHandle, gate: DecisionGate): Promise<void> {
