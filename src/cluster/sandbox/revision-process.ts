@@ -154,7 +154,17 @@ export class RevisionProcess {
       })
         .then((r) => r.status === 200)
         .catch(() => false);
-      if (ok && alive()) {
+      const warm =
+        ok && alive() && this.runtime.warmUp
+          ? await this.runtime.warmUp(this.serverUrl ?? '', this.spec, this.launching.signal).then(
+              () => true,
+              (err: Error) => {
+                this.logger.debug({ revision: this.name, err: err.message }, 'warm-up not done yet');
+                return false;
+              },
+            )
+          : ok;
+      if (warm && alive()) {
         this.healthy = true;
         if (!this.everHealthy) this.readySeconds = (Date.now() - this.startedAt) / 1000;
         this.everHealthy = true;

@@ -29,6 +29,11 @@ export interface RevisionRuntime {
   /** Readiness path answering 200 once the server serves. */
   readonly healthPath: string;
   launch(revision: string, spec: ServingRevisionSpec, signal: AbortSignal): Promise<RevisionLaunch>;
+  /**
+   * Work the server must have done before it takes traffic (a startup probe that runs a real
+   * request): resolves when done, rejects while the server cannot do it yet.
+   */
+  warmUp?(serverUrl: string, spec: ServingRevisionSpec, signal: AbortSignal): Promise<void>;
 }
 
 export const SIMULATOR_MODULE = 'src/llm/simulator/main';
@@ -106,6 +111,28 @@ export class VllmRuntime implements RevisionRuntime {
     };
     for (const name of Object.keys(spec.env)) if (GPU_ONLY_ENV.has(name)) env[name] = undefined;
     return { argv, env, port };
+  }
+
+  /**
+   * vLLM answers /health before its first generations, which on the CPU are several times
+   * slower than the rest (allocations and kernel set-up per batch shape): a canary measured
+   * from its first request would be judged on that cold start. Like a startup probe that
+   * runs real requests, a few short streamed completions go first, one at a time and then
+   * a small concurrent batch.
+   */
+  async warmUp(serverUrl: string, spec: ServingRevisionSpec, signal: AbortSignal): Promise<void> {
+    const complete = async () => {
+      const res = await fetch(`${serverUrl}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: spec.servedModelName, prompt: '你好', max_tokens: 8, stream: true }),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(60_000)]),
+      });
+      if (res.status !== 200) throw new Error(`warm-up request answered ${res.status}`);
+      await res.text();
+    };
+    for (let i = 0; i < 2; i++) await complete();
+    await Promise.all(Array.from({ length: 4 }, complete));
   }
 }
 
