@@ -97,8 +97,10 @@ function demoSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecInput {
       minSamples: 12,
       probe: { requestsPerSecond: 15, maxTokens: 8, concurrency: 16 },
       // A 4 s window holds ~60 probe requests, whose p99 is nearly their maximum: one slow
-      // request on a busy laptop is not a regression. (Production windows are 60 s.)
-      slo: { p99LatencyMs: 300, maxErrorRatePct: 1, maxLatencyRatioVsStable: 2 },
+      // request on a busy laptop is not a regression, and a loaded laptop pushes a healthy
+      // simulator past the plan's 300 ms (559 ms was seen). So the demo's limits sit far
+      // above host noise and its fault (+3 s) far above them. (Production: 300 ms, 60 s windows.)
+      slo: { p99LatencyMs: 2000, maxErrorRatePct: 1, maxLatencyRatioVsStable: 4 },
     },
     loadTest: { durationSeconds: 6, requestsPerSecond: 8, maxTokens: 32 },
     execution: { heartbeatTimeoutSeconds: 15, gpuJobTimeoutSeconds: 600 },
@@ -210,14 +212,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     } else {
       log('3/4 promotion 1: qwen/Qwen-7B-Chat through every stage, approvals on');
       first = await runPromotion(client, 'promotion 1', demoSpec({}), `demo-${runId}-promote`);
-      log('3/4 promotion 2: revision v1.1 with an injected +450 ms latency fault on its canary');
+      log('3/4 promotion 2: revision v1.1 with an injected +3 s latency fault on its canary');
       second = await runPromotion(
         client,
         'promotion 2',
         demoSpec({
           hub: { provider: 'local', revision: 'v1.1' },
           approvals: { beforeCanary: false, beforePromote: true },
-          serving: { env: { VLLM_ATTENTION_BACKEND: 'FLASH_ATTN', QWENOPS_SIM_EXTRA_LATENCY_MS: '450' } },
+          serving: { env: { VLLM_ATTENTION_BACKEND: 'FLASH_ATTN', QWENOPS_SIM_EXTRA_LATENCY_MS: '3000' } },
         }),
         `demo-${runId}-latency-fault`,
       );
