@@ -93,10 +93,12 @@ function demoSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecInput {
     requestedBy: 'demo',
     canary: {
       steps: [10, 50, 100],
-      analysisWindowSeconds: 4,
+      // Long enough that the faulted canary's 3 s requests finish well inside it (a short
+      // window measured too few of them: inconclusive instead of a breach).
+      analysisWindowSeconds: 8,
       minSamples: 12,
       probe: { requestsPerSecond: 15, maxTokens: 8, concurrency: 16 },
-      // A 4 s window holds ~60 probe requests, whose p99 is nearly their maximum: one slow
+      // An 8 s window holds ~120 probe requests, whose p99 is nearly their maximum: one slow
       // request on a busy laptop is not a regression, and a loaded laptop pushes a healthy
       // simulator past the plan's 300 ms (559 ms was seen). So the demo's limits sit far
       // above host noise and its fault (+3 s) far above them. (Production: 300 ms, 60 s windows.)
