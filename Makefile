@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_OPTIONS_TEST ?=
 
 .PHONY: help setup setup-demo build lint format typecheck demo dev test test-unit test-workflows \
-        test-integration test-e2e test-python test-realmodel bench clean
+        test-replay record-histories test-integration test-e2e test-python test-realmodel bench clean
 
 help:
 	@echo "make demo   - embedded stack: promote qwen/Qwen-7B-Chat end to end, then a canary that rolls back"
@@ -26,6 +26,8 @@ build:
 lint:
 	@echo "[lint] biome"
 	@npx biome check .
+	@echo "[lint] layering boundaries"
+	@node scripts/check-boundaries.mjs
 
 format:
 	@npx biome check --write .
@@ -47,6 +49,14 @@ test-unit:
 test-workflows:
 	@echo "[test] workflows (time-skipping server)"
 	@npx vitest run --project workflows
+
+test-replay:
+	@echo "[test] replay (golden histories vs the current workflow code, negative control, dev server)"
+	@npx vitest run --project replay
+
+# Records test/fixtures/histories again (README, "Changing a workflow"); ONLY=<scenario,...> for some.
+record-histories:
+	@npx tsx scripts/record-histories.ts $(if $(ONLY),--only $(ONLY))
 
 test-integration:
 	@echo "[test] integration (dev server, MinIO, sandbox processes)"

@@ -6,11 +6,13 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     // The k8s tier prints k8s_integration_tests=<passed>/<total> when it ran; the realmodel
-    // tier writes its counts for scripts/run-realmodel-tests.sh.
+    // tier writes its counts for scripts/run-realmodel-tests.sh; the replay tier prints
+    // replayed_histories=<N> and replay_failures=<F>.
     reporters: [
       'default',
       './test/integration/k8s/summary-reporter.ts',
       './test/realmodel/counts-reporter.ts',
+      './test/replay/summary-reporter.ts',
     ],
     projects: [
       {
@@ -27,6 +29,17 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
           include: ['test/workflows/**/*.test.ts'],
           testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // Golden histories (test/fixtures/histories) replayed against the current workflow
+        // code, the negative control, and the live runs on the dev server.
+        test: {
+          name: 'replay',
+          sequence: { groupOrder: 1 },
+          include: ['test/replay/**/*.test.ts'],
+          testTimeout: 300_000,
           hookTimeout: 120_000,
         },
       },

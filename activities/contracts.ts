@@ -94,9 +94,6 @@ export interface MarkCandidateRejectedInput {
   actor: string;
 }
 
-/** Failure type of renewServingTarget / holdServingTarget when the lease is no longer ours. */
-export const SERVING_LEASE_LOST = 'ServingLeaseLost';
-
 export interface ServingActionInput {
   workflowId: string;
   ref: ServingRef;
@@ -157,13 +154,13 @@ export interface ServingActivities {
   releaseServingTarget(input: ServingActionInput): Promise<void>;
   /**
    * Renews the rollout lease once (idempotent). Fails non-retryably with type
-   * SERVING_LEASE_LOST when another workflow took the lease over or an operator broke it.
+   * ServingLeaseLost (src/domain/failures.ts) when another workflow took the lease over or an operator broke it.
    */
   renewServingTarget(input: ServingActionInput): Promise<RenewResult>;
   /**
    * Holds the rollout lease: renews it every third of its duration, heartbeating, until
    * cancelled (then it returns the renewal count). Fails non-retryably with type
-   * SERVING_LEASE_LOST as soon as a renewal is refused. Start it right after a successful
+   * ServingLeaseLost as soon as a renewal is refused. Start it right after a successful
    * claim and cancel it before releasing.
    */
   holdServingTarget(input: ServingActionInput): Promise<{ renewals: number }>;

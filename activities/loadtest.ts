@@ -4,12 +4,12 @@ import { type ConfinementPolicy, confineUrl } from '../src/config/confinement.js
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { LoadTestRequestInput } from '../src/domain/load-test.js';
 import { assertStorageKey } from '../src/domain/validation.js';
-import { describeLoadTest, LoadTestCancelledError, type SloResult } from '../src/loadtest/index.js';
+import { describeLoadTest, type SloResult } from '../src/loadtest/index.js';
 import { runAndStoreLoadTest } from '../src/loadtest/run-and-store.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { ArtifactStore } from '../src/storage/port.js';
 import type { LoadTestOutcome } from './contracts.js';
-import { heartbeating, toTemporalFailure } from './support.js';
+import { heartbeating } from './support.js';
 
 // Activities over the load generator and the canary analyzer, for callers that already
 // know the endpoint URLs (the loadTest workflow, tests, CI). promoteModel/canaryRelease
@@ -47,12 +47,6 @@ export interface LoadTestActivityDeps {
   confinement: Pick<ConfinementPolicy, 'promptRoots' | 'loadTestTargets'>;
 }
 
-/** A cancelled load test reports cancellation; everything else goes through the one map. */
-function mapLoadTestError(error: unknown): unknown {
-  if (error instanceof LoadTestCancelledError) return new CancelledFailure(error.message);
-  return toTemporalFailure(error);
-}
-
 export function createLoadTestActivities(deps: LoadTestActivityDeps) {
   return {
     /** Runs one load test against a URL, stores its report, returns the verdict and headline figures. */
@@ -60,27 +54,23 @@ export function createLoadTestActivities(deps: LoadTestActivityDeps) {
       return heartbeating(async (hooks) => {
         // Checked before any load is sent: a bad prefix must not waste a whole test.
         assertStorageKey(input.reportPrefix, 'reportPrefix');
-        try {
-          const { report, stored, verdict } = await runAndStoreLoadTest(input.request, {
-            store: deps.store,
-            reportPrefix: input.reportPrefix,
-            signal: hooks.signal,
-            onProgress: hooks.onProgress,
-            logger: deps.logger,
-            apiKey: deps.apiKey,
-            id: input.reportId,
-            confinement: deps.confinement,
-          });
-          return {
-            ...verdict,
-            reportHtmlUri: stored.htmlUri,
-            description: describeLoadTest(report),
-            slo: report.slo.results,
-            warnings: report.warnings,
-          };
-        } catch (error) {
-          throw mapLoadTestError(error);
-        }
+        const { report, stored, verdict } = await runAndStoreLoadTest(input.request, {
+          store: deps.store,
+          reportPrefix: input.reportPrefix,
+          signal: hooks.signal,
+          onProgress: hooks.onProgress,
+          logger: deps.logger,
+          apiKey: deps.apiKey,
+          id: input.reportId,
+          confinement: deps.confinement,
+        });
+        return {
+          ...verdict,
+          reportHtmlUri: stored.htmlUri,
+          description: describeLoadTest(report),
+          slo: report.slo.results,
+          warnings: report.warnings,
+        };
       });
     },
 
@@ -98,7 +88,7 @@ export function createLoadTestActivities(deps: LoadTestActivityDeps) {
           return await deps.analyzer.analyse(request, analysisHooks);
         } catch (error) {
           if (hooks.signal.aborted) throw new CancelledFailure('canary analysis cancelled');
-          throw mapLoadTestError(error);
+          throw error;
         }
       });
     },

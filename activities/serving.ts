@@ -1,9 +1,9 @@
-import { ApplicationFailure } from '@temporalio/common';
 import type { CanaryAnalyzer } from '../src/analysis/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
+import { CatalogedError } from '../src/domain/failures.js';
 import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
-import { ServingLeaseLostError, type ServingService } from '../src/services/serving.js';
-import { type LoadTestOutcome, SERVING_LEASE_LOST, type ServingActivities } from './contracts.js';
+import type { ServingService } from '../src/services/serving.js';
+import type { LoadTestOutcome, ServingActivities } from './contracts.js';
 import { type ActivityHooks, heartbeating, mapped } from './support.js';
 
 // Activities that change or measure serving: thin adapters over ServingService, the canary
@@ -19,23 +19,6 @@ export interface ServingActivityDeps {
   ) => Promise<LoadTestOutcome>;
 }
 
-/** A lost lease ends the rollout: a non-retryable failure the workflow tells apart. */
-async function leaseLost<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof ServingLeaseLostError) {
-      throw ApplicationFailure.create({
-        type: SERVING_LEASE_LOST,
-        message: err.message,
-        nonRetryable: true,
-        details: [{ holder: err.holder ?? null }],
-      });
-    }
-    throw err;
-  }
-}
-
 export function createServingActivities(deps: ServingActivityDeps): ServingActivities {
   const { serving } = deps;
   return {
@@ -43,10 +26,9 @@ export function createServingActivities(deps: ServingActivityDeps): ServingActiv
 
     releaseServingTarget: (input) => mapped(() => serving.release(input.ref, input.workflowId, input.actor)),
 
-    renewServingTarget: (input) => mapped(() => leaseLost(() => serving.renew(input.ref, input.workflowId))),
+    renewServingTarget: (input) => mapped(() => serving.renew(input.ref, input.workflowId)),
 
-    holdServingTarget: (input) =>
-      heartbeating((hooks) => leaseLost(() => serving.hold(input.ref, input.workflowId, hooks))),
+    holdServingTarget: (input) => heartbeating((hooks) => serving.hold(input.ref, input.workflowId, hooks)),
 
     describeServing: (input) => mapped(async () => (await serving.describe(input.ref)) ?? null),
 
@@ -133,10 +115,10 @@ export function createServingActivities(deps: ServingActivityDeps): ServingActiv
         const status = await serving.describe(input.ref);
         const baseUrl = status ? serving.endpoints(status).service : undefined;
         if (!baseUrl) {
-          throw ApplicationFailure.create({
-            type: 'ServiceUnreachable',
-            message: `service ${input.ref.namespace}/${input.ref.name} has no URL to load-test`,
-          });
+          throw new CatalogedError(
+            'ServiceUnreachable',
+            `service ${input.ref.namespace}/${input.ref.name} has no URL to load-test`,
+          );
         }
         return deps.loadTest(
           { workflowId: input.workflowId, baseUrl, model: input.ref.name, profile: input.profile },

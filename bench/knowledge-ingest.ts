@@ -19,13 +19,24 @@ import { nodeEntrypoint } from '../src/runtime/entrypoints.js';
 
 // Knowledge-base ingest on the embedded database (PGlite + pgvector over the wire
 // protocol, in its own process), every figure a ratio of things measured in this run:
-//   ingest_speedup_vs_row_insert   our load rate (binary COPY into the shadow table, index
-//                                  not yet built) / per-row INSERT into the seed's table
-//                                  with its HNSW index (first ROW_SAMPLE rows, the cheapest
-//                                  part for the baseline: its graph is smallest then)
-//   ingest_with_index_build_speedup_vs_row_insert   the same, counting the HNSW build too
+//   ingest_speedup_vs_row_insert   our rate to a searchable table (binary COPY into the
+//                                  shadow table + its HNSW index build + the swap that makes
+//                                  it live) / per-row INSERT into the seed's table with its
+//                                  HNSW index: both sides end with the same indexed, live
+//                                  table. The baseline is timed on its first ROW_SAMPLE rows,
+//                                  the cheapest part for it (its graph is smallest then), so
+//                                  the figure flatters the baseline, not us.
+//   ingest_load_only_speedup_vs_row_insert   the load alone (COPY into the shadow table,
+//                                  index not yet built) against the same baseline: not a
+//                                  like-for-like figure, kept to show what the build costs
+//   ingest_speedup_vs_row_insert_db_cpu   the headline in the database server process's CPU
+//                                  time rather than wall time (on a shared machine the two
+//                                  sides, timed minutes apart, see different contention):
+//                                  our side is the whole full run's (verification and all),
+//                                  the baseline its inserts'
 //   ingest_vs_copy_limit           our load rate / a bare binary COPY of the same rows
 //                                  (content, source, vector) into an unindexed table
+//   index_build_share_of_full_run  the HNSW build's share of the full run's wall time
 //   incremental_rerun_embed_calls  embedding calls of a second run on the unchanged corpus
 //   incremental_rerun_time_ratio   that run's wall time / the first (full) run's
 //   recall_at_10                   HNSW (ef_search 200) vs exact search, 20 probe queries
@@ -83,6 +94,8 @@ function document(index: number): string {
   return sections.join('\n\n');
 }
 
+const round = (value: number) => Math.round(value);
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -94,9 +107,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startDatabase(
-  dataDir: string,
-): Promise<{ url: string; child: ChildProcess; peakRssMb: () => Promise<number> }> {
+async function startDatabase(dataDir: string): Promise<{
+  url: string;
+  child: ChildProcess;
+  peakRssMb: () => Promise<number>;
+  cpuMs: () => Promise<number>;
+}> {
   const port = await freePort();
   const [cmd, ...args] = nodeEntrypoint('src/knowledge/pglite/main');
   const child = spawn(
@@ -127,7 +143,13 @@ async function startDatabase(
     const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
     return Math.round(kb / 1024);
   };
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, child, peakRssMb };
+  // utime + stime of the server process, in clock ticks (USER_HZ, 100 on Linux).
+  const cpuMs = async () => {
+    const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11] ?? Number.NaN) + Number(fields[12] ?? Number.NaN)) * 10;
+  };
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, child, peakRssMb, cpuMs };
 }
 
 export async function runKnowledgeBench(): Promise<Record<string, number>> {
@@ -160,8 +182,10 @@ export async function runKnowledgeBench(): Promise<Record<string, number>> {
     });
 
     let started = performance.now();
+    let cpuStarted = await db.cpuMs();
     const full = await indexer.runReindex({ ...request, mode: 'full' }, 'bench-full');
     const fullMs = performance.now() - started;
+    const fullDbCpuMs = (await db.cpuMs()) - cpuStarted;
     if (full.outcome !== 'succeeded') throw new Error(`full run failed: ${full.reason}`);
     const rows = full.rowsAfter;
 
@@ -217,6 +241,7 @@ export async function runKnowledgeBench(): Promise<Record<string, number>> {
       (r) => pgvector.toSql(pgvector.fromSql(r.embedding) as number[]) as string,
     );
     started = performance.now();
+    cpuStarted = await db.cpuMs();
     for (const [i, row] of sample.rows.entries()) {
       await pool.query('INSERT INTO bench_row_insert (content, source, embedding) VALUES ($1, $2, $3)', [
         row.content,
@@ -225,16 +250,25 @@ export async function runKnowledgeBench(): Promise<Record<string, number>> {
       ]);
     }
     const rowInsertMs = performance.now() - started;
+    const rowInsertDbCpuMs = (await db.cpuMs()) - cpuStarted;
 
     const loadMs = full.counters.writeMs;
     const buildMs = full.indexBuild?.ms ?? 0;
-    const ourRate = rows / (loadMs / 1000);
-    const ourRateWithBuild = rows / ((loadMs + buildMs) / 1000);
+    const swapMs = full.phaseMs.swap ?? 0;
+    if (!full.indexBuild) throw new Error('the full run reported no index build');
+    const ourLoadRate = rows / (loadMs / 1000);
+    const ourIndexedRate = rows / ((loadMs + buildMs + swapMs) / 1000);
     const rowRate = sample.rows.length / (rowInsertMs / 1000);
     const bareRate = rows / (bareCopyMs / 1000);
-    results.ingest_speedup_vs_row_insert = ourRate / rowRate;
-    results.ingest_with_index_build_speedup_vs_row_insert = ourRateWithBuild / rowRate;
-    results.ingest_vs_copy_limit = ourRate / bareRate;
+    // Not figures (stderr): the timings the ratios come from.
+    process.stderr.write(
+      `timings: ${JSON.stringify({ rows, loadMs, buildMs, swapMs: round(swapMs), rowSample: sample.rows.length, rowInsertMs: round(rowInsertMs), fullDbCpuMs, rowInsertDbCpuMs, bareCopyMs: round(bareCopyMs), fullMs: round(fullMs) })}\n`,
+    );
+    results.ingest_speedup_vs_row_insert = ourIndexedRate / rowRate;
+    results.ingest_load_only_speedup_vs_row_insert = ourLoadRate / rowRate;
+    results.ingest_speedup_vs_row_insert_db_cpu =
+      rows / fullDbCpuMs / (sample.rows.length / rowInsertDbCpuMs);
+    results.ingest_vs_copy_limit = ourLoadRate / bareRate;
     results.incremental_rerun_embed_calls = rerun.counters.embeddingCalls;
     results.incremental_rerun_writes = rerun.counters.writeTransactions;
     results.incremental_rerun_time_ratio = rerunMs / fullMs;

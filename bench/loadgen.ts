@@ -1,24 +1,33 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { runLoadTest } from '../src/loadtest/index.js';
+import { type LoadTestReport, runLoadTest } from '../src/loadtest/index.js';
 import { nodeEntrypoint } from '../src/runtime/entrypoints.js';
 import { toolBinary } from '../src/runtime/tools.js';
 
-// How good is the load generator as an instrument? Measured side by side in one run
-// against the serving simulator, which runs as its own process on loopback:
+// How good is the load generator as an instrument? Measured side by side in one run, each
+// server its own process on loopback:
 //   loadgen_rps_vs_wrk            our highest non-streaming request rate / wrk's, same
-//                                 endpoint, same body, same connections (target >= 0.4)
+//                                 endpoint, same body, same connections (target >= 0.4),
+//                                 against a canned-answer server on several processes
+//                                 (bench/static-chat-server.ts), not the simulator, whose
+//                                 own ceiling it used to measure; *_rps_limited_by names
+//                                 the side that saturated (the one nearer all of its CPU,
+//                                 or "host" when neither got most of its CPU)
 //   loadgen_p99_error_ms          |client p99 E2E - the simulator's own p99 E2E| with 500
 //                                 concurrent streams (target <= 2)
-//   coordinated_omission_visible  1 when a 1 s server stall shows in the open-loop p99 E2E
+//   coordinated_omission_visible  1 when the same 1 s server stall shows in the open-loop
+//                                 p99 E2E and the closed loop (one request in flight, as
+//                                 wrk-style tools send) hides it: open- and closed-loop
+//                                 p99 are both printed, stalled and not
 // plus the absolute figures behind each ratio, for reading them.
 
 const execFileAsync = promisify(execFile);
@@ -30,8 +39,16 @@ interface SimulatorProcess {
 }
 
 async function startSimulator(args: string[]): Promise<SimulatorProcess> {
-  const [cmd, ...rest] = nodeEntrypoint('src/llm/simulator/main');
-  const child = spawn(cmd as string, [...rest, '--port', '0', ...args], {
+  return startServer('src/llm/simulator/main', ['--port', '0', ...args]);
+}
+
+/** A server entrypoint that prints {"event":"listening","url":...} on stdout when ready. */
+async function startServer(
+  entrypoint: string,
+  args: string[],
+): Promise<SimulatorProcess & { pids: number[] }> {
+  const [cmd, ...rest] = nodeEntrypoint(entrypoint);
+  const child = spawn(cmd as string, [...rest, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, QWENOPS_LOG_LEVEL: 'warn' },
   });
@@ -40,14 +57,15 @@ async function startSimulator(args: string[]): Promise<SimulatorProcess> {
     stderr += c.toString();
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, pids } = await new Promise<{ url: string; pids?: number[] }>((resolve, reject) => {
     lines.on('line', (line) => {
-      if (line.includes('"event":"listening"')) resolve(JSON.parse(line).url);
+      if (line.includes('"event":"listening"')) resolve(JSON.parse(line));
     });
-    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}: ${stderr}`)));
+    child.once('exit', (code) => reject(new Error(`${entrypoint} exited with ${code}: ${stderr}`)));
   });
   return {
     url,
+    pids: pids ?? [child.pid as number],
     child,
     async stop() {
       if (child.exitCode !== null) return;
@@ -73,10 +91,57 @@ async function admin(
 
 const PROMPT = [{ role: 'user', content: '你好,请用一句话介绍你自己。' }];
 
-/** wrk and the load generator, one thread each, 64 connections, the same POST body. */
-async function maxRate(seconds: number): Promise<{ ours: number; wrk: number }> {
-  const sim = await startSimulator(['--ttft-ms', '0', '--tpot-ms', '0', '--max-concurrency', '4096']);
+/** Linux clock ticks per second, the unit of /proc/<pid>/stat CPU times. */
+function clockTicks(): number {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+
+/** CPU seconds (user + system) the processes have used so far, from /proc. */
+async function cpuSeconds(pids: number[], ticks: number): Promise<number> {
+  let total = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "pid (comm) ": state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total += Number(fields[11]) + Number(fields[12]);
+  }
+  return total / ticks;
+}
+
+interface RateRun {
+  rps: number;
+  /** CPU used over the run, in % of what each side can use: one thread for the client, one core per server process. */
+  clientCpuPct: number;
+  serverCpuPct: number;
+}
+
+/**
+ * The side nearer all of its CPU: the one that saturated first and set the rate; "host" when
+ * neither got 80 % of its CPU (other processes on the machine took it: neither side's
+ * ceiling was measured).
+ */
+const limitedBy = (run: RateRun) =>
+  Math.max(run.clientCpuPct, run.serverCpuPct) < 80
+    ? 'host'
+    : run.clientCpuPct >= run.serverCpuPct
+      ? 'client'
+      : 'server';
+
+/**
+ * wrk and the load generator, one client thread each, 64 connections, the same POST body,
+ * against a server that does as little as one can, on as many processes as the machine
+ * spares beside the client (so on a big machine the client saturates first; on a small
+ * one, the CPU figures say which side did).
+ */
+async function maxRate(seconds: number): Promise<{ ours: RateRun; wrk: RateRun; serverProcesses: number }> {
+  const workers = Math.max(1, Math.min(4, availableParallelism() - 1));
+  const server = await startServer('bench/static-chat-server', ['--workers', String(workers)]);
   const dir = await mkdtemp(path.join(tmpdir(), 'qwenops-bench-'));
+  const ticks = clockTicks();
   try {
     const body = JSON.stringify({ model: 'qwen-7b-chat', messages: PROMPT, max_tokens: 1, stream: false });
     const script = path.join(dir, 'post.lua');
@@ -87,9 +152,13 @@ async function maxRate(seconds: number): Promise<{ ours: number; wrk: number }> 
     const prompts = path.join(dir, 'prompt.jsonl');
     await writeFile(prompts, `${JSON.stringify({ messages: PROMPT })}\n`);
     const connections = 64;
-    const ours = async () => {
+    const serverPct = (cpu: number, wallS: number) => (cpu / wallS / server.pids.length) * 100;
+    const ours = async (): Promise<RateRun> => {
+      const cpu0 = process.cpuUsage();
+      const server0 = await cpuSeconds(server.pids, ticks);
+      const t0 = performance.now();
       const report = await runLoadTest({
-        url: `${sim.url}/v1`,
+        url: `${server.url}/v1`,
         model: 'qwen-7b-chat',
         mode: 'closed',
         concurrency: connections,
@@ -99,39 +168,64 @@ async function maxRate(seconds: number): Promise<{ ours: number; wrk: number }> 
         stream: false,
         prompts: { kind: 'jsonl', path: prompts },
       });
+      const wallS = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const serverCpu = (await cpuSeconds(server.pids, ticks)) - server0;
       if (report.results.failed > 0)
         throw new Error(`load generator saw errors: ${JSON.stringify(report.results.errors.byClass)}`);
-      return report.results.ok / report.results.durationSeconds;
+      return {
+        rps: report.results.ok / report.results.durationSeconds,
+        clientCpuPct: ((cpu.user + cpu.system) / 1e6 / wallS) * 100,
+        serverCpuPct: serverPct(serverCpu, wallS),
+      };
     };
-    const wrk = async () => {
-      const wrkPath = (() => {
-        try {
-          return toolBinary('wrk', 'make setup');
-        } catch {
-          return '/usr/bin/wrk';
-        }
-      })();
-      const { stdout } = await execFileAsync(wrkPath, [
+    const wrkPath = (() => {
+      try {
+        return toolBinary('wrk', 'make setup');
+      } catch {
+        return '/usr/bin/wrk';
+      }
+    })();
+    const wrk = async (): Promise<RateRun> => {
+      const server0 = await cpuSeconds(server.pids, ticks);
+      const t0 = performance.now();
+      // bash's `times` prints its children's CPU times last: wrk's own CPU use.
+      const { stdout } = await execFileAsync('bash', [
+        '-c',
+        '"$@"; code=$?; times; exit $code',
+        'bash',
+        wrkPath,
         '-t1',
         `-c${connections}`,
         `-d${seconds}s`,
         '-s',
         script,
-        `${sim.url}/v1/chat/completions`,
+        `${server.url}/v1/chat/completions`,
       ]);
+      const wallS = (performance.now() - t0) / 1000;
+      const serverCpu = (await cpuSeconds(server.pids, ticks)) - server0;
       if (/Non-2xx or 3xx responses/.test(stdout)) throw new Error(`wrk saw error answers:\n${stdout}`);
       const match = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
       if (!match) throw new Error(`no Requests/sec in wrk output:\n${stdout}`);
-      return Number(match[1]);
+      const times = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stdout);
+      if (!times) throw new Error(`no CPU times after the wrk output:\n${stdout}`);
+      const [, um, us, sm, ss] = times.map(Number) as number[];
+      const wrkCpu = (um as number) * 60 + (us as number) + (sm as number) * 60 + (ss as number);
+      return {
+        rps: Number(match[1]),
+        clientCpuPct: (wrkCpu / wallS) * 100,
+        serverCpuPct: serverPct(serverCpu, wallS),
+      };
     };
     // Alternate, best of two each: the machine's other load affects both the same way.
     const oursRuns = [await ours()];
     const wrkRuns = [await wrk()];
     oursRuns.push(await ours());
     wrkRuns.push(await wrk());
-    return { ours: Math.max(...oursRuns), wrk: Math.max(...wrkRuns) };
+    const best = (runs: RateRun[]) => runs.reduce((a, b) => (b.rps > a.rps ? b : a));
+    return { ours: best(oursRuns), wrk: best(wrkRuns), serverProcesses: server.pids.length };
   } finally {
-    await sim.stop();
+    await server.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -188,33 +282,61 @@ async function p99Error(): Promise<{ error: number; client: number; server: numb
   }
 }
 
+interface StallRun {
+  p99: number;
+  /** Measured requests whose E2E was 500 ms or more: the ones that waited out the stall. */
+  slow: number;
+  requests: number;
+}
+
 /**
- * A 1 s stall in the middle of an open-loop run, and the same stall under a closed loop
- * with one request in flight (how many single-threaded benchmarks measure): the closed
- * loop simply stops sending during the stall, so only one of its requests sees it and its
- * p99 stays low. That is coordinated omission; the open loop must not have it.
+ * The same 1 s server stall, 2 s into a 6 s run, under an open loop (50 req/s, regular
+ * arrivals) and under a closed loop with one request in flight (how wrk-style tools and
+ * many single-threaded benchmarks measure), each beside a run without the stall. The
+ * closed loop simply stops sending during the stall, so one of its ~200 requests sees it
+ * and its p99 stays far under the stall: coordinated omission. The open loop keeps
+ * sending on schedule, about one request in ten waits 500 ms or more, and its p99 shows it.
  */
-async function stallVisibility(): Promise<{ openP99: number; closedP99: number; baselineP99: number }> {
-  const sim = await startSimulator(['--ttft-ms', '30', '--tpot-ms', '5']);
+async function stallVisibility(): Promise<{
+  open: StallRun;
+  closed: StallRun;
+  openBaseline: StallRun;
+  closedBaseline: StallRun;
+}> {
+  // Short answers (~25 ms): a closed loop's one stalled request is then well under 1 %.
+  const sim = await startSimulator(['--ttft-ms', '10', '--tpot-ms', '2']);
   try {
-    const base = { url: `${sim.url}/v1`, model: 'qwen-7b-chat', maxTokens: 8 };
-    const stallAfter = async (ms: number) => {
-      await sleep(ms);
-      await admin(sim.url, 'POST', '/admin/faults', { stallMs: 1000 });
+    const base = { url: `${sim.url}/v1`, model: 'qwen-7b-chat', maxTokens: 8, durationSeconds: 6 };
+    const open = { ...base, mode: 'open' as const, requestsPerSecond: 50, burstiness: 50 };
+    const closed = { ...base, mode: 'closed' as const, concurrency: 1 };
+    const measure = async (settings: typeof open | typeof closed, stall: boolean): Promise<StallRun> => {
+      let slow = 0;
+      const run = runLoadTest(settings, {
+        onRecord: (record, measured) => {
+          if (measured && (record.e2eMs ?? 0) >= 500) slow += 1;
+        },
+      });
+      let report: LoadTestReport;
+      if (stall) {
+        [report] = await Promise.all([
+          run,
+          sleep(2000).then(() => admin(sim.url, 'POST', '/admin/faults', { stallMs: 1000 })),
+        ]);
+        await admin(sim.url, 'POST', '/admin/faults', { stallMs: 0 });
+      } else report = await run;
+      if (report.results.failed > 0)
+        throw new Error(`errors in the stall runs: ${JSON.stringify(report.results.errors.byClass)}`);
+      return {
+        p99: report.results.latency.e2e?.p99Ms ?? Number.NaN,
+        slow,
+        requests: report.results.requests,
+      };
     };
-    const open = { ...base, mode: 'open' as const, requestsPerSecond: 50, durationSeconds: 6 };
-    const baseline = await runLoadTest(open);
-    const [stalled] = await Promise.all([runLoadTest(open), stallAfter(2000)]);
-    await admin(sim.url, 'POST', '/admin/faults', { stallMs: 0 });
-    const [closed] = await Promise.all([
-      runLoadTest({ ...base, mode: 'closed', concurrency: 1, durationSeconds: 12 }),
-      stallAfter(2000),
-    ]);
-    return {
-      openP99: stalled.results.latency.e2e?.p99Ms ?? Number.NaN,
-      closedP99: closed.results.latency.e2e?.p99Ms ?? Number.NaN,
-      baselineP99: baseline.results.latency.e2e?.p99Ms ?? Number.NaN,
-    };
+    const openBaseline = await measure(open, false);
+    const openStalled = await measure(open, true);
+    const closedBaseline = await measure(closed, false);
+    const closedStalled = await measure(closed, true);
+    return { open: openStalled, closed: closedStalled, openBaseline, closedBaseline };
   } finally {
     await sim.stop();
   }
@@ -222,22 +344,38 @@ async function stallVisibility(): Promise<{ openP99: number; closedP99: number; 
 
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
 
-export async function runLoadgenBench(): Promise<Record<string, number>> {
+export async function runLoadgenBench(): Promise<Record<string, number | string>> {
   const rate = await maxRate(5);
   const accuracy = await p99Error();
   const stall = await stallVisibility();
+  // The open loop shows the 1 s stall (p99 carries at least half of it, well above its
+  // no-stall p99); the closed loop, facing the same stall, does not (p99 under half of it;
+  // its no-stall p99 beside it says how much of the rest is host noise).
+  const openSees = stall.open.p99 >= 500 && stall.open.p99 > 3 * stall.openBaseline.p99;
+  const closedHides = stall.closed.p99 < 500;
   return {
-    loadgen_rps_vs_wrk: round(rate.ours / rate.wrk),
+    loadgen_rps_vs_wrk: round(rate.ours.rps / rate.wrk.rps),
+    loadgen_rps_limited_by: limitedBy(rate.ours),
+    wrk_rps_limited_by: limitedBy(rate.wrk),
     loadgen_p99_error_ms: round(accuracy.error),
-    // Visible: the open-loop p99 carries at least half the stall, well above the baseline.
-    coordinated_omission_visible: stall.openP99 >= 500 && stall.openP99 > 3 * stall.baselineP99 ? 1 : 0,
-    loadgen_max_rps: round(rate.ours, 1),
-    wrk_max_rps: round(rate.wrk, 1),
+    coordinated_omission_visible: openSees && closedHides ? 1 : 0,
+    loadgen_max_rps: round(rate.ours.rps, 1),
+    wrk_max_rps: round(rate.wrk.rps, 1),
+    loadgen_client_cpu_pct: round(rate.ours.clientCpuPct, 1),
+    loadgen_server_cpu_pct: round(rate.ours.serverCpuPct, 1),
+    wrk_client_cpu_pct: round(rate.wrk.clientCpuPct, 1),
+    wrk_server_cpu_pct: round(rate.wrk.serverCpuPct, 1),
+    rate_server_processes: rate.serverProcesses,
     loadgen_p99_e2e_ms_500_streams: round(accuracy.client),
     simulator_p99_e2e_ms_500_streams: round(accuracy.server),
-    open_loop_stall_p99_e2e_ms: round(stall.openP99, 1),
-    closed_loop_stall_p99_e2e_ms: round(stall.closedP99, 1),
-    no_stall_p99_e2e_ms: round(stall.baselineP99, 1),
+    open_loop_stall_p99_e2e_ms: round(stall.open.p99, 1),
+    closed_loop_stall_p99_e2e_ms: round(stall.closed.p99, 1),
+    open_loop_no_stall_p99_e2e_ms: round(stall.openBaseline.p99, 1),
+    closed_loop_no_stall_p99_e2e_ms: round(stall.closedBaseline.p99, 1),
+    open_loop_stall_slow_requests: stall.open.slow,
+    closed_loop_stall_slow_requests: stall.closed.slow,
+    open_loop_stall_requests: stall.open.requests,
+    closed_loop_stall_requests: stall.closed.requests,
   };
 }
 

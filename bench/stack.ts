@@ -21,6 +21,8 @@ export interface BenchStack {
   env: TestWorkflowEnvironment;
   config: QwenopsConfig;
   sandboxUrl: string;
+  /** The sandbox daemon's state dir: Job records under jobs/<namespace>/<name>.json, logs beside. */
+  sandboxStateDir: string;
   stop(): Promise<void>;
 }
 
@@ -70,7 +72,8 @@ export async function startBenchStack(
       extraArgs: ['--log-level', 'error'],
     },
   });
-  const sandbox = await startSandbox(path.join(work, 'sandbox'), storeDir, options.sandboxEnv ?? {});
+  const sandboxStateDir = path.join(work, 'sandbox');
+  const sandbox = await startSandbox(sandboxStateDir, storeDir, options.sandboxEnv ?? {});
   const config = loadConfig({
     env: {
       QWENOPS_STATE_DIR: work,
@@ -101,6 +104,7 @@ export async function startBenchStack(
     env,
     config,
     sandboxUrl: sandbox.url,
+    sandboxStateDir,
     async stop() {
       for (const w of workers) w.shutdown();
       await Promise.all(running);

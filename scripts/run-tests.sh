@@ -3,7 +3,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-tiers=(unit workflows integration e2e)
+tiers=(unit workflows replay integration e2e)
 [ -d jobs/tests ] && tiers+=(python)
 tiers+=(realmodel)
 failed=()

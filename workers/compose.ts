@@ -4,13 +4,13 @@ import { createLoadTestActivities } from '../activities/loadtest.js';
 import { createLoadTestActivitiesFor } from '../activities/loadtest-adapter.js';
 import { createPromotionActivities } from '../activities/promotion.js';
 import { createServingActivities } from '../activities/serving.js';
+import { specActivities } from '../activities/spec.js';
 import { createCanaryAnalyzer } from '../src/analysis/index.js';
 import { StoreAuditLog } from '../src/audit/audit-log.js';
 import { createClusterBackend } from '../src/cluster/index.js';
 import type { QwenopsConfig } from '../src/config/config.js';
 import { createModelHub } from '../src/hub/index.js';
-import { createEmbedder } from '../src/knowledge/embedders/index.js';
-import { knowledgePoolFactory } from '../src/knowledge/store/pgvector-store.js';
+import { composeKnowledge } from '../src/knowledge/compose.js';
 import type { Logger } from '../src/observability/logger.js';
 import { GpuJobService, jobStoreAccess } from '../src/services/gpu-jobs.js';
 import { PromotionReportService } from '../src/services/promotion-report.js';
@@ -19,7 +19,8 @@ import { createArtifactStore } from '../src/storage/index.js';
 import type { TASK_QUEUES } from '../workflows/definitions.js';
 
 // The composition root: builds adapters from the config, services from adapters, and the
-// activity set each task queue's worker registers. Nothing else constructs adapters.
+// activity set each task queue's worker registers. Nothing else constructs adapters; the
+// knowledge adapters come from src/knowledge/compose.ts, which the CLI builds through too.
 
 export type TaskQueueName = keyof typeof TASK_QUEUES;
 // biome-ignore lint/suspicious/noExplicitAny: activity maps are heterogeneous by nature
@@ -60,14 +61,18 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
     loadTest: createLoadTestActivitiesFor({ store, logger }),
   });
 
-  const knowledgePool = knowledgePoolFactory(config.knowledge);
-  const knowledge = createKnowledgeActivities({
-    pool: knowledgePool.get,
-    embedder: createEmbedder(config.knowledge, logger),
+  // The knowledge base's adapters (pgvector store, sources, embedder): the database pool
+  // opens on the first knowledge activity, so workers of other queues never connect.
+  const knowledgeAdapters = composeKnowledge(config, {
     logger,
-    store,
-    audit,
+    artifactStore: store,
     directoryRoots: config.confinement.knowledgeRoots,
+  });
+  const knowledge = createKnowledgeActivities({
+    knowledge: knowledgeAdapters,
+    logger,
+    artifactStore: store,
+    audit,
   });
 
   // The loadTest workflow's activities (run a test against any URL, analyse two endpoints).
@@ -80,6 +85,8 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
 
   const byQueue: Record<TaskQueueName, ActivityMap> = {
     default: {
+      // Local activities of the workflows themselves: they run in the workflow worker.
+      ...specActivities,
       resolveModel: promotion.resolveModel,
       writePromotionReport: promotion.writePromotionReport,
       markCandidateRejected: promotion.markCandidateRejected,
@@ -97,7 +104,7 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
   return {
     activitiesFor: (queue) => byQueue[queue],
     close: async () => {
-      await knowledgePool.close();
+      await knowledgeAdapters.close();
       await cluster.close();
     },
   };

@@ -7,6 +7,8 @@ import { createDataConverter, workflowInterceptorModules } from '../src/temporal
 import { temporalTls } from '../src/temporal/tls.js';
 import { TASK_QUEUES } from '../workflows/definitions.js';
 import { compose, type TaskQueueName } from './compose.js';
+import { MAX_HEARTBEAT_THROTTLE_INTERVAL } from './heartbeat-throttle.js';
+import { workerDeployment, workerDeploymentOptions } from './versioning.js';
 
 // Starts the workers for the given task queues in this process: one Temporal Runtime with
 // Prometheus metrics and JSON logs, one Worker per queue. SIGINT/SIGTERM shut down
@@ -47,7 +49,11 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
     logger.fatal({ queues: options.queues, error: (error as Error).message }, 'refusing to start');
     throw error;
   }
-  logger.info({ config: redactConfig(config), queues: options.queues }, 'starting workers');
+  const deployment = workerDeployment(config);
+  logger.info(
+    { config: redactConfig(config), queues: options.queues, deployment: deployment ?? 'unversioned' },
+    'starting workers',
+  );
   Runtime.install({
     logger: sdkLogger(logger),
     shutdownSignals: ['SIGINT', 'SIGTERM'],
@@ -72,7 +78,11 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
           activities: composition.activitiesFor(queue),
           dataConverter,
           shutdownGraceTime: '20s',
+          maxHeartbeatThrottleInterval: MAX_HEARTBEAT_THROTTLE_INTERVAL,
           identity: `${queue}@${process.pid}`,
+          // Every queue of the process is the same version: a pinned workflow's activities
+          // run on workers of its own version.
+          ...(deployment ? { workerDeploymentOptions: workerDeploymentOptions(deployment) } : {}),
         };
         if (queue === 'default' && options.workflows !== false) {
           workerOptions.workflowsPath = modulePath('workflows/index');

@@ -4,6 +4,8 @@
 
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { PromotionActivities, ServingActivities } from '../activities/contracts.js';
+import type { KnowledgeActivities } from '../activities/knowledge.js';
+import type { LoadTestActivities } from '../activities/loadtest.js';
 import { NON_RETRYABLE_FAILURE_TYPES } from '../src/domain/failures.js';
 import { TASK_QUEUES } from './definitions.js';
 
@@ -18,8 +20,9 @@ export const NON_RETRYABLE: string[] = [...NON_RETRYABLE_FAILURE_TYPES];
  */
 export const QUEUE_WAIT_TIMEOUT = '10m';
 
-const retry = (maximumAttempts: number) => ({
-  initialInterval: '1s',
+/** The one retry policy shape: exponential from `initialInterval`, capped at a minute. */
+const retry = (maximumAttempts: number, initialInterval = '1s') => ({
+  initialInterval,
   backoffCoefficient: 2,
   maximumInterval: '1m',
   maximumAttempts,
@@ -171,6 +174,39 @@ export function servingActivities(t: StageTimeouts) {
     analyseCanaryStep: analysis.analyseCanaryStep,
     runLoadTest: loadTest.runLoadTest,
   };
+}
+
+/** The re-index phases, on the knowledge queue; clean-up outlives a flaky database. */
+export function knowledgeActivities(t: { heartbeatTimeoutSeconds: number }) {
+  const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;
+  const phases = proxyActivities<KnowledgeActivities>({
+    taskQueue: TASK_QUEUES.knowledge,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    startToCloseTimeout: '2h',
+    heartbeatTimeout,
+    retry: retry(10),
+  });
+  // Clean-up must outlive a cancelled workflow and a flaky database.
+  const cleanup = proxyActivities<Pick<KnowledgeActivities, 'abortKnowledgeReindex'>>({
+    taskQueue: TASK_QUEUES.knowledge,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    startToCloseTimeout: '10m',
+    heartbeatTimeout,
+    retry: retry(20),
+  });
+  // Proxies have no own keys: hand them out as they are, never spread.
+  return { phases, cleanup };
+}
+
+/** A load test against a known URL, on the cluster queue; `expectedSeconds` bounds the measurement. */
+export function loadTestActivities(t: { expectedSeconds: number; heartbeatTimeoutSeconds: number }) {
+  return proxyActivities<LoadTestActivities>({
+    taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
+    startToCloseTimeout: `${Math.ceil(t.expectedSeconds) + 300}s`,
+    heartbeatTimeout: `${t.heartbeatTimeoutSeconds}s`,
+    retry: retry(3, '5s'),
+  });
 }
 
 export type PromotionActivityProxies = ReturnType<typeof promotionActivities>;

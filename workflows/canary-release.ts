@@ -5,20 +5,23 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  upsertSearchAttributes,
+  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { LoadTestOutcome } from '../activities/contracts.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
-import { type CanaryReleaseSpec, parseCanaryReleaseSpec } from '../src/domain/canary.js';
+import { parseCanaryReleaseSpec } from '../src/domain/canary.js';
 import { buildRevisionSpec, servingRef } from '../src/domain/serving.js';
 import { CANARY_STAGES, type PipelineStatus } from '../src/domain/status.js';
 import { promotionActivities, servingActivities, stageTimeouts } from './activity-options.js';
 import { PipelineControl } from './control.js';
-import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
-import { endInFailure, invalidInput, rootMessage } from './failures.js';
+import { FAILURE_TYPES } from './definitions.js';
+import { endInFailure, rootMessage } from './failures.js';
+import { rawText, resolveSpecOnce } from './resolve-spec.js';
 import { applyTraffic, holdRolloutLease, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
 import { Saga } from './saga.js';
+import { versioningBehavior } from './versioning.js';
+import { publishStart } from './visibility.js';
 
 export interface CanaryReleaseResult {
   outcome: 'promoted';
@@ -28,27 +31,24 @@ export interface CanaryReleaseResult {
   status: PipelineStatus;
 }
 
+// Worker Versioning: a release stays on the worker version (build) it started on, to its end.
+setWorkflowOptions(versioningBehavior('PINNED'), canaryRelease);
+
 export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult> {
-  let spec: CanaryReleaseSpec;
-  try {
-    spec = parseCanaryReleaseSpec(input);
-  } catch (err) {
-    throw invalidInput(err);
-  }
   const workflowId = workflowInfo().workflowId;
-  const ref = servingRef(spec.serving);
   const control = new PipelineControl({
     kind: 'canary',
-    service: { namespace: ref.namespace, name: ref.name },
+    service: { namespace: rawText(input, 'serving', 'namespace'), name: rawText(input, 'serving', 'name') },
     stages: CANARY_STAGES,
   });
   control.install();
-  upsertSearchAttributes([
-    { key: SEARCH_ATTRIBUTES.service, value: `${ref.namespace}/${ref.name}` },
-    { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
-    // A reset run starts with the attributes of the run it replaces: no stale reason.
-    { key: SEARCH_ATTRIBUTES.reason, value: null },
-  ]);
+  // Resolved once and recorded in history: a later change of a default never reaches this run.
+  const spec = await resolveSpecOnce('resolveCanaryReleaseSpec', input, parseCanaryReleaseSpec, (reason) =>
+    control.refuse(reason),
+  );
+  const ref = servingRef(spec.serving);
+  control.status.service = { namespace: ref.namespace, name: ref.name };
+  publishStart({ service: `${ref.namespace}/${ref.name}` });
   const timeouts = stageTimeouts(spec);
 
   const acts = promotionActivities(timeouts);
@@ -59,6 +59,8 @@ export async function canaryRelease(input: unknown): Promise<CanaryReleaseResult
   let loadTest: LoadTestOutcome | undefined;
   const body = new CancellationScope();
   control.bodyScope = body;
+  // An abort accepted while the spec was being resolved stops the run before its first stage.
+  if (control.aborted) body.cancel();
 
   const report = async () => {
     control.startStage('report', 'writing the release report');

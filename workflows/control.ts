@@ -8,7 +8,6 @@ import {
   condition,
   log,
   setHandler,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AnalysisResult } from '../src/domain/analysis.js';
@@ -42,11 +41,10 @@ import {
   rejectUpdate,
   resumeSignal,
   resumeUpdate,
-  SEARCH_ATTRIBUTES,
   setTrafficStepUpdate,
   statusQuery,
 } from './definitions.js';
-import { searchableReason } from './visibility.js';
+import { publishOutcome, publishStage } from './visibility.js';
 
 /** The workflow clock: Temporal replaces Date inside workflows with deterministic task time. */
 export function nowIso(): string {
@@ -118,7 +116,7 @@ export class PipelineControl {
     record.detail = message;
     this.status.stage = name;
     this.setProgress(message);
-    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: name }]);
+    publishStage(name);
   }
 
   setStageState(name: string, state: StageState, detail?: string): void {
@@ -160,6 +158,16 @@ export class PipelineControl {
     this.status.compensations.push(record);
   }
 
+  /**
+   * The start input was refused (InvalidInput): the status says so. No search attribute
+   * here: workflows/failures.ts invalidInput publishes the outcome.
+   */
+  refuse(reason: string): void {
+    this.status.outcome = 'failed';
+    this.status.reason = reason;
+    this.status.progress = { percent: 0, message: `refused: ${reason}` };
+  }
+
   finish(outcome: Outcome, reason?: string): void {
     this.status.outcome = outcome;
     this.status.reason = reason;
@@ -171,15 +179,10 @@ export class PipelineControl {
         percent: this.status.progress.percent,
         message: `${outcome}: ${reason ?? ''}`.trim(),
       };
-    const updates: Parameters<typeof upsertSearchAttributes>[0] = [
-      { key: SEARCH_ATTRIBUTES.outcome, value: outcome },
-    ];
-    if (reason)
-      updates.push({
-        key: SEARCH_ATTRIBUTES.reason,
-        value: searchableReason(reason, `${outcome} in stage ${this.status.stage}`),
-      });
-    upsertSearchAttributes(updates);
+    publishOutcome(
+      outcome,
+      reason ? { text: reason, summary: `${outcome} in stage ${this.status.stage}` } : undefined,
+    );
   }
 
   // ---- handlers ------------------------------------------------------------------

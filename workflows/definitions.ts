@@ -75,4 +75,6 @@ export const FAILURE_TYPES = {
   concurrentReindex: 'ConcurrentReindex',
   /** A full re-index's new generation failed its checks (rows, duplicates, recall): not swapped in. */
   indexVerification: 'IndexVerificationFailed',
+  /** Any other ending, with the cause in the message. */
+  pipelineFailed: 'PipelineFailed',
 } as const satisfies Record<string, FailureType>;

@@ -7,14 +7,13 @@ import {
   CancelledFailure,
   isCancellation,
   TemporalFailure,
-  upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { Outcome } from '../src/domain/status.js';
 import { InputValidationError } from '../src/domain/validation.js';
 import type { PipelineControl } from './control.js';
-import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
+import { FAILURE_TYPES } from './definitions.js';
 import type { Saga } from './saga.js';
-import { searchableReason } from './visibility.js';
+import { publishOutcome } from './visibility.js';
 
 /** Wrapper messages that say nothing about the cause. */
 const GENERIC_MESSAGES = new Set([
@@ -120,7 +119,7 @@ export function classifyFailure(
     case FAILURE_TYPES.approvalTimeout:
       return fail('rejected', type);
     default:
-      return fail('failed', type ?? 'PipelineFailed');
+      return fail('failed', type ?? FAILURE_TYPES.pipelineFailed);
   }
 }
 
@@ -143,10 +142,7 @@ export function invalidInput(err: unknown): ApplicationFailure {
           message: String(err),
           nonRetryable: true,
         });
-  upsertSearchAttributes([
-    { key: SEARCH_ATTRIBUTES.outcome, value: 'failed' },
-    { key: SEARCH_ATTRIBUTES.reason, value: searchableReason(failure.message, FAILURE_TYPES.invalidInput) },
-  ]);
+  publishOutcome('failed', { text: failure.message, summary: FAILURE_TYPES.invalidInput });
   return failure;
 }
 

@@ -2,17 +2,18 @@
 // (JSON + HTML) in the artifact store and judge it against its SLOs. The request is
 // validated when the workflow starts, so a bad start form fails at once naming each field.
 
-import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { EndpointLoadTestResult, LoadTestActivities } from '../activities/loadtest.js';
+import { ApplicationFailure, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
+import type { EndpointLoadTestResult } from '../activities/loadtest.js';
 import {
   type LoadTestRequest,
   type LoadTestRequestInput,
   parseLoadTestRequest,
 } from '../src/domain/load-test.js';
 import { artifactKeys } from '../src/domain/promotion-spec.js';
-import { NON_RETRYABLE, QUEUE_WAIT_TIMEOUT } from './activity-options.js';
-import { FAILURE_TYPES, TASK_QUEUES } from './definitions.js';
-import { invalidInput } from './failures.js';
+import { loadTestActivities } from './activity-options.js';
+import { FAILURE_TYPES } from './definitions.js';
+import { resolveSpecOnce } from './resolve-spec.js';
+import { versioningBehavior } from './versioning.js';
 
 export interface LoadTestWorkflowInput {
   /** What to load and how: src/domain/load-test.ts loadTestRequestSchema. */
@@ -37,28 +38,20 @@ export async function runLoadTestStage(
   request: LoadTestRequest,
   options: { reportPrefix: string; reportId: string; heartbeatTimeoutSeconds?: number },
 ): Promise<EndpointLoadTestResult> {
-  const { runEndpointLoadTest } = proxyActivities<LoadTestActivities>({
-    taskQueue: TASK_QUEUES.cluster,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
-    startToCloseTimeout: `${Math.ceil(expectedSeconds(request)) + 300}s`,
-    heartbeatTimeout: `${options.heartbeatTimeoutSeconds ?? 60}s`,
-    retry: {
-      initialInterval: '5s',
-      backoffCoefficient: 2,
-      maximumAttempts: 3,
-      nonRetryableErrorTypes: NON_RETRYABLE,
-    },
+  const { runEndpointLoadTest } = loadTestActivities({
+    expectedSeconds: expectedSeconds(request),
+    heartbeatTimeoutSeconds: options.heartbeatTimeoutSeconds ?? 60,
   });
   return runEndpointLoadTest({ request, reportPrefix: options.reportPrefix, reportId: options.reportId });
 }
 
+// Worker Versioning: a load test moves to the current worker version at its next workflow
+// task (its golden histories prove each version can replay the last one's runs).
+setWorkflowOptions(versioningBehavior('AUTO_UPGRADE'), loadTest);
+
 export async function loadTest(input: LoadTestWorkflowInput): Promise<LoadTestWorkflowResult> {
-  let request: LoadTestRequest;
-  try {
-    request = parseLoadTestRequest(input?.request);
-  } catch (err) {
-    throw invalidInput(err);
-  }
+  // Resolved once and recorded in history: a later change of a default never reaches this run.
+  const request = await resolveSpecOnce('resolveLoadTestRequest', input?.request, parseLoadTestRequest);
   const { workflowId } = workflowInfo();
   const result = await runLoadTestStage(request, {
     reportPrefix: `${artifactKeys.runDir(workflowId)}/load-test`,

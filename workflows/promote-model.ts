@@ -5,7 +5,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  upsertSearchAttributes,
+  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { LoadTestOutcome } from '../activities/contracts.js';
@@ -25,10 +25,13 @@ import {
   stageTimeouts,
 } from './activity-options.js';
 import { approvalGate, PipelineControl } from './control.js';
-import { FAILURE_TYPES, SEARCH_ATTRIBUTES } from './definitions.js';
-import { endInFailure, invalidInput, rootMessage } from './failures.js';
+import { FAILURE_TYPES } from './definitions.js';
+import { endInFailure, rootMessage } from './failures.js';
+import { rawText, resolveSpecOnce } from './resolve-spec.js';
 import { applyTraffic, holdRolloutLease, loadTestApproveAndPromote, runCanarySteps } from './rollout.js';
 import { Saga } from './saga.js';
+import { versioningBehavior } from './versioning.js';
+import { publishStart } from './visibility.js';
 
 export interface PromotionResult {
   outcome: 'promoted';
@@ -46,28 +49,26 @@ interface Collected {
   analyses: AnalysisResult[];
 }
 
+// Worker Versioning: a promotion stays on the worker version (build) it started on, to its
+// end, even when its approvals wait days and newer versions become current meanwhile.
+setWorkflowOptions(versioningBehavior('PINNED'), promoteModel);
+
 export async function promoteModel(input: unknown): Promise<PromotionResult> {
-  let spec: PromotionSpec;
-  try {
-    spec = parsePromotionSpec(input);
-  } catch (err) {
-    throw invalidInput(err);
-  }
   const workflowId = workflowInfo().workflowId;
   const control = new PipelineControl({
     kind: 'promotion',
-    model: spec.model,
-    service: { namespace: spec.serving.namespace, name: spec.serving.name },
+    model: rawText(input, 'model') || undefined,
+    service: { namespace: rawText(input, 'serving', 'namespace'), name: rawText(input, 'serving', 'name') },
     stages: PROMOTION_STAGES,
   });
   control.install();
-  upsertSearchAttributes([
-    { key: SEARCH_ATTRIBUTES.model, value: spec.model },
-    { key: SEARCH_ATTRIBUTES.service, value: `${spec.serving.namespace}/${spec.serving.name}` },
-    { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
-    // A reset run starts with the attributes of the run it replaces: no stale reason.
-    { key: SEARCH_ATTRIBUTES.reason, value: null },
-  ]);
+  // Resolved once and recorded in history: a later change of a default never reaches this run.
+  const spec = await resolveSpecOnce('resolvePromotionSpec', input, parsePromotionSpec, (reason) =>
+    control.refuse(reason),
+  );
+  control.status.model = spec.model;
+  control.status.service = { namespace: spec.serving.namespace, name: spec.serving.name };
+  publishStart({ model: spec.model, service: `${spec.serving.namespace}/${spec.serving.name}` });
 
   const timeouts = stageTimeouts(spec);
 
@@ -77,6 +78,8 @@ export async function promoteModel(input: unknown): Promise<PromotionResult> {
   const collected: Collected = { analyses: [] };
   const body = new CancellationScope();
   control.bodyScope = body;
+  // An abort accepted while the spec was being resolved stops the run before its first stage.
+  if (control.aborted) body.cancel();
 
   try {
     const revision = await body.run(() =>

@@ -10,12 +10,10 @@ import {
   ContinueAsNew,
   continueAsNew,
   isCancellation,
-  proxyActivities,
   setHandler,
-  upsertSearchAttributes,
+  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { KnowledgeActivities } from '../activities/knowledge.js';
 import {
   addCounters,
   appendFailures,
@@ -32,10 +30,13 @@ import {
   reindexRequestSchema,
   type SourceFailure,
 } from '../src/domain/knowledge.js';
-import { issuesFromZod } from '../src/domain/validation.js';
-import { NON_RETRYABLE, QUEUE_WAIT_TIMEOUT } from './activity-options.js';
-import { FAILURE_TYPES, reindexStatusQuery, SEARCH_ATTRIBUTES, TASK_QUEUES } from './definitions.js';
-import { searchableReason } from './visibility.js';
+import { parseInput } from '../src/domain/validation.js';
+import { knowledgeActivities } from './activity-options.js';
+import { FAILURE_TYPES, reindexStatusQuery } from './definitions.js';
+import { classifyFailure } from './failures.js';
+import { rawText, resolveSpecOnce } from './resolve-spec.js';
+import { versioningBehavior } from './versioning.js';
+import { publishOutcome, publishStage, publishStart } from './visibility.js';
 
 /** What a run hands to the next one when it continues as new. */
 export interface ReindexCarriedState {
@@ -48,6 +49,8 @@ export interface ReindexCarriedState {
   phaseMs: Partial<Record<ReindexPhase, number>>;
   /** Workflow runs so far (1 = no continue-as-new yet). */
   runs: number;
+  /** The request as the first run resolved it (absent in runs continued before it was carried). */
+  request?: ReindexRequest;
 }
 
 export interface ReindexWorkflowInput {
@@ -56,56 +59,24 @@ export interface ReindexWorkflowInput {
   carried?: ReindexCarriedState;
 }
 
-function activities(request: ReindexRequest) {
-  const retry = {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: NON_RETRYABLE,
-  };
-  const heartbeatTimeout = `${request.heartbeatTimeoutSeconds}s`;
-  const phases = proxyActivities<KnowledgeActivities>({
-    taskQueue: TASK_QUEUES.knowledge,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
-    startToCloseTimeout: '2h',
-    heartbeatTimeout,
-    retry,
-  });
-  // Clean-up must outlive a cancelled workflow and a flaky database.
-  const cleanup = proxyActivities<Pick<KnowledgeActivities, 'abortKnowledgeReindex'>>({
-    taskQueue: TASK_QUEUES.knowledge,
-    scheduleToStartTimeout: QUEUE_WAIT_TIMEOUT,
-    startToCloseTimeout: '10m',
-    heartbeatTimeout,
-    retry: { ...retry, maximumAttempts: 20 },
-  });
-  // Proxies have no own keys: hand them out as they are, never spread.
-  return { phases, cleanup };
+function parseReindexRequest(input: unknown): ReindexRequest {
+  return parseInput('knowledge re-index request', reindexRequestSchema, input);
 }
 
+// Worker Versioning: the nightly re-index moves to the current worker version at its next
+// workflow task (and every continue-as-new starts on it); its golden histories prove each
+// version can replay the last one's runs.
+setWorkflowOptions(versioningBehavior('AUTO_UPGRADE'), reindexKnowledgeBase);
+
 export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise<ReindexReport> {
-  const parsed = reindexRequestSchema.safeParse(input?.request);
-  if (!parsed.success) {
-    const issues = issuesFromZod(parsed.error);
-    throw ApplicationFailure.create({
-      type: FAILURE_TYPES.invalidInput,
-      message: `invalid knowledge re-index request: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
-      nonRetryable: true,
-      details: [issues],
-    });
-  }
-  const request = parsed.data;
-  const { phases: acts, cleanup } = activities(request);
-  const carried = input.carried;
-  const phaseMs: Partial<Record<ReindexPhase, number>> = { ...(carried?.phaseMs ?? {}) };
+  const carried = input?.carried;
   let counters = carried?.counters ?? emptyCounters();
   let failures = carried?.failures ?? [];
   let plan = carried?.plan;
   const status: ReindexStatus = {
     kind: 'knowledge-reindex',
     runId: plan?.runId,
-    table: request.table,
+    table: rawText(input?.request, 'table'),
     mode: plan?.mode,
     phase: carried ? 'index' : 'prepare',
     progress: { percent: 0, message: carried ? 'continuing' : 'starting' },
@@ -115,12 +86,26 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     failures,
     outcome: 'running',
   };
+  // Before the request is resolved: the status query answers from the first moment.
   setHandler(reindexStatusQuery, () => status);
+
+  // Resolved once and recorded in history: a later change of a default never reaches this
+  // run. A run continued as new works with the request the first run resolved (runs
+  // continued before the request was carried parse theirs, as they did).
+  const request: ReindexRequest = carried
+    ? (carried.request ?? parseReindexRequest(input.request))
+    : await resolveSpecOnce('resolveReindexRequest', input?.request, parseReindexRequest, (reason) => {
+        status.outcome = 'failed';
+        status.reason = reason;
+      });
+  status.table = request.table;
+  const { phases: acts, cleanup } = knowledgeActivities(request);
+  const phaseMs: Partial<Record<ReindexPhase, number>> = { ...(carried?.phaseMs ?? {}) };
 
   const enter = (phase: ReindexPhase, message: string) => {
     status.phase = phase;
     status.progress = { percent: reindexProgress(phase, status.sourcesDone, status.sourcesListed), message };
-    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: phase }]);
+    publishStage(phase);
   };
   const timed = async <T>(phase: ReindexPhase, fn: () => Promise<T>): Promise<T> => {
     const started = Date.now();
@@ -132,12 +117,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
   };
 
   const startedAt = carried?.startedAt ?? new Date(Date.now()).toISOString();
-  if (!carried) {
-    upsertSearchAttributes([
-      { key: SEARCH_ATTRIBUTES.service, value: `knowledge/${request.table}` },
-      { key: SEARCH_ATTRIBUTES.outcome, value: 'running' },
-    ]);
-  }
+  if (!carried) publishStart({ service: `knowledge/${request.table}` });
   const report = (outcome: 'succeeded' | 'failed', rest: Partial<ReindexReport> = {}): ReindexReport => ({
     runId: plan?.runId ?? workflowInfo().runId,
     table: request.table,
@@ -164,7 +144,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     if (!plan) {
       enter('prepare', 'checking the database and taking the knowledge base');
       const runId = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
-      plan = await timed('prepare', () => acts.beginKnowledgeReindex({ request: input.request, runId }));
+      plan = await timed('prepare', () => acts.beginKnowledgeReindex({ request, runId }));
       status.runId = plan.runId;
       status.mode = plan.mode;
       status.sourcesListed = plan.sourcesListed;
@@ -174,7 +154,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     enter('index', `indexing ${activePlan.sourcesListed} sources (${activePlan.mode})`);
     for (;;) {
       const batch = await timed('index', () =>
-        acts.indexKnowledgeSourceBatch({ request: input.request, plan: activePlan, position }),
+        acts.indexKnowledgeSourceBatch({ request, plan: activePlan, position }),
       );
       counters = addCounters(counters, batch.counters);
       failures = appendFailures(failures, batch.failures);
@@ -188,7 +168,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
       if (batch.done) break;
       if (batchesThisRun >= request.batch.batchesPerRun || workflowInfo().continueAsNewSuggested) {
         await continueAsNew<typeof reindexKnowledgeBase>({
-          request: input.request,
+          request,
           carried: {
             plan: activePlan,
             position,
@@ -198,6 +178,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
             startedAt,
             phaseMs,
             runs: (carried?.runs ?? 1) + 1,
+            request,
           },
         });
       }
@@ -205,18 +186,18 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     if (activePlan.mode === 'incremental') {
       enter('sweep', 'removing the chunks of deleted sources');
       const swept = await timed('sweep', () =>
-        acts.removeDeletedKnowledgeSources({ request: input.request, plan: activePlan }),
+        acts.removeDeletedKnowledgeSources({ request, plan: activePlan }),
       );
       counters = addCounters(counters, swept);
       status.counters = counters;
     } else {
       enter('build-index', `building the HNSW index over ${expectedRows} chunks`);
       extra.indexBuild = await timed('build-index', () =>
-        acts.buildKnowledgeVectorIndex({ request: input.request, plan: activePlan }),
+        acts.buildKnowledgeVectorIndex({ request, plan: activePlan }),
       );
       enter('verify', 'checking row count and recall@10 against exact search');
       const verification = await timed('verify', () =>
-        acts.verifyKnowledgeShadow({ request: input.request, plan: activePlan, expectedRows }),
+        acts.verifyKnowledgeShadow({ request, plan: activePlan, expectedRows }),
       );
       extra.verification = verification;
       if (!verification.passed) {
@@ -227,14 +208,12 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
         });
       }
       enter('swap', 'swapping the new generation in');
-      extra.swap = await timed('swap', () =>
-        acts.swapKnowledgeGeneration({ request: input.request, plan: activePlan }),
-      );
+      extra.swap = await timed('swap', () => acts.swapKnowledgeGeneration({ request, plan: activePlan }));
     }
     enter('finish', 'releasing the knowledge base and writing the report');
     const draft = report('succeeded', extra);
     const finished = await timed('finish', () =>
-      acts.finishKnowledgeReindex({ request: input.request, plan: activePlan, report: draft }),
+      acts.finishKnowledgeReindex({ request, plan: activePlan, report: draft }),
     );
     if (activePlan.mode === 'full')
       counters = fullModeCounters(counters, activePlan.rowsBefore, finished.rowsAfter);
@@ -245,53 +224,34 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
       percent: 100,
       message: `done: ${final.rowsAfter} chunks (${counters.chunksAdded} added, ${counters.chunksRemoved} removed)`,
     };
-    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.outcome, value: 'succeeded' }]);
+    publishOutcome('succeeded');
     return final;
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
-    const reason = (err as Error)?.message ?? String(err);
     const failedPlan = plan;
     if (failedPlan) {
       await CancellationScope.nonCancellable(() =>
         cleanup.abortKnowledgeReindex({
-          request: input.request,
+          request,
           plan: { runId: failedPlan.runId, mode: failedPlan.mode },
         }),
       ).catch(() => undefined);
     }
+    // The same classification as the promotion pipelines: a cancellation stays one, a
+    // typed failure keeps its type, and the reason keeps the whole cause chain.
+    const classified = classifyFailure(err, undefined);
     status.outcome = 'failed';
-    status.reason = rootMessage(err) ?? reason;
+    status.reason = classified.reason;
     status.report = report('failed', { ...extra, reason: status.reason });
-    upsertSearchAttributes([
-      { key: SEARCH_ATTRIBUTES.outcome, value: 'failed' },
-      {
-        key: SEARCH_ATTRIBUTES.reason,
-        value: searchableReason(status.reason, `failed in phase ${status.phase}`),
-      },
-    ]);
+    publishOutcome('failed', { text: status.reason, summary: `failed in phase ${status.phase}` });
     if (err instanceof ApplicationFailure || isCancellation(err)) throw err;
-    const type = failureType(err);
+    const failure = classified.failure as ApplicationFailure;
     throw ApplicationFailure.create({
-      type,
+      type: failure.type ?? FAILURE_TYPES.pipelineFailed,
       message: status.reason,
       nonRetryable: true,
       cause: err instanceof Error ? err : undefined,
       details: [status.report],
     });
   }
-}
-
-function rootMessage(err: unknown): string | undefined {
-  let current = err as { cause?: unknown; message?: string } | undefined;
-  while (current?.cause) current = current.cause as { cause?: unknown; message?: string };
-  return current?.message;
-}
-
-function failureType(err: unknown): string {
-  let current = err as { cause?: unknown; type?: string } | undefined;
-  while (current) {
-    if (current.type) return current.type;
-    current = current.cause as { cause?: unknown; type?: string } | undefined;
-  }
-  return 'ReindexFailed';
 }

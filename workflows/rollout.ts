@@ -12,10 +12,10 @@ import {
   patched,
 } from '@temporalio/workflow';
 import type { LoadTestOutcome } from '../activities/contracts.js';
-import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/cluster/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import { canaryProgressPercent, decideAfterAnalysis } from '../src/domain/canary.js';
 import type { ApprovalPolicy, CanaryPlan, LoadTestProfile } from '../src/domain/promotion-spec.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/domain/serving.js';
 import type { ServingActivityProxies } from './activity-options.js';
 import { approvalGate, type PipelineControl } from './control.js';
 import { FAILURE_TYPES } from './definitions.js';

@@ -5,12 +5,13 @@ import type { CanaryAnalyzer } from './port.js';
 import { ProbeCanaryAnalyzer } from './probe.js';
 import { PrometheusCanaryAnalyzer } from './prometheus.js';
 
-export { type Judgement, judgeCanary } from './checks.js';
+export { type Judgement, judgeCanary, judgePolicy } from './checks.js';
 export type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer, RevisionEndpoint } from './port.js';
 export { ProbeCanaryAnalyzer } from './probe.js';
 export { parseCanaryAnalysisRequest } from './probe-load.js';
 export { PrometheusCanaryAnalyzer, VLLM_METRICS } from './prometheus.js';
 export { PrometheusClient, PrometheusQueryError } from './prometheus-client.js';
+export { type RejudgeOverrides, type RejudgeReport, rejudgeAnalyses, rejudgeAnalysis } from './rejudge.js';
 
 /** config.analysis; the Prometheus tuning fields may be left out (defaults apply). */
 type AnalysisConfig = Pick<QwenopsConfig['analysis'], 'provider' | 'prometheusUrl'> &

@@ -152,6 +152,7 @@ export function measurementFromReport(
     errorRatePct: r.errorRatePct,
     latency: summary(r.latency.e2e),
     ttft: summary(r.latency.ttft),
+    ...(r.distributions && Object.keys(r.distributions).length > 0 ? { distributions: r.distributions } : {}),
   };
 }
 

@@ -1,6 +1,11 @@
 import type { AnalysisResult } from '../domain/analysis.js';
 import type { Logger } from '../observability/logger.js';
-import { judgeCanary, toAnalysisResult } from './checks.js';
+import {
+  alignDistributions,
+  DEFAULT_LATENCY_NOISE_FLOOR_MS,
+  judgeCanary,
+  toAnalysisResult,
+} from './checks.js';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from './port.js';
 import {
   errorBreakdown,
@@ -23,7 +28,7 @@ export interface ProbeAnalyzerOptions {
   latencyNoiseFloorMs?: number;
 }
 
-export const DEFAULT_LATENCY_NOISE_FLOOR_MS = 10;
+export { DEFAULT_LATENCY_NOISE_FLOOR_MS };
 
 export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
   readonly provider = 'probe';
@@ -37,10 +42,10 @@ export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
     const request = parseCanaryAnalysisRequest(input);
     const loads = await runProbeLoad(request, hooks, { apiKey: this.options.apiKey });
     const problems = [loads.canary.error, loads.stable?.error].filter((e): e is string => e !== undefined);
-    const canary = measurementFromReport(request.canary.revision, loads.canary.report);
-    const stable = request.stable
-      ? measurementFromReport(request.stable.revision, loads.stable?.report)
-      : undefined;
+    const [canary, stable] = alignDistributions(
+      measurementFromReport(request.canary.revision, loads.canary.report),
+      request.stable ? measurementFromReport(request.stable.revision, loads.stable?.report) : undefined,
+    );
     const notes = [
       ...(errorBreakdown(loads.canary.report)
         ? [`canary errors: ${errorBreakdown(loads.canary.report)}`]
@@ -49,15 +54,17 @@ export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
         ? [`stable errors: ${errorBreakdown(loads.stable?.report)}`]
         : []),
     ];
+    const source = 'probe client';
+    const invalidMeasurement = modelNameProblem(request.model, loads.canary, loads.stable);
     const judgement = judgeCanary({
       canary,
       stable,
       slo: request.slo,
       minSamples: request.minSamples,
-      source: 'probe client',
+      source,
       latencyNoiseFloorMs: this.options.latencyNoiseFloorMs ?? DEFAULT_LATENCY_NOISE_FLOOR_MS,
       problems,
-      invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
+      invalidMeasurement,
       notes,
     });
     return toAnalysisResult(request, judgement, {
@@ -66,6 +73,9 @@ export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
       stable,
       startedAt,
       logger: this.options.logger,
+      source,
+      problems,
+      invalidMeasurement,
     });
   }
 }

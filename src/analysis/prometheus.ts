@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AnalysisResult, LatencySummary, RevisionMeasurement } from '../domain/analysis.js';
+import { distributionFromBuckets, type LatencyDistribution } from '../domain/latency-distribution.js';
 import type { Logger } from '../observability/logger.js';
-import { judgeCanary, type LatencyBounds, toAnalysisResult } from './checks.js';
+import { DEFAULT_LATENCY_NOISE_FLOOR_MS, judgeCanary, toAnalysisResult } from './checks.js';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from './port.js';
-import { DEFAULT_LATENCY_NOISE_FLOOR_MS } from './probe.js';
 import { errorBreakdown, modelNameProblem, parseCanaryAnalysisRequest, runProbeLoad } from './probe-load.js';
 import {
   bucketsFromVector,
@@ -20,13 +20,18 @@ import {
 //
 // Metric names are vLLM's current ones; when a series is missing, the older name it
 // replaced is tried (vllm:time_per_output_token_seconds -> vllm:inter_token_latency_seconds,
-// vllm:gpu_cache_usage_perc -> vllm:kv_cache_usage_perc). Any query failure after
+// vllm:gpu_cache_usage_perc -> vllm:kv_cache_usage_perc). The judge ranks the bucket
+// counts of each histogram's increase over the window (every request of a bucket tied at its
+// bound): E2E, TTFT, and TPOT where vLLM records it per request
+// (vllm:request_time_per_output_token_seconds). Inter-token latency is per token, not per
+// request (its observations are not independent), so it is shown, not tested. Any query failure after
 // `consecutiveErrorLimit` tries in a row, or a series with no data, makes the analysis
 // inconclusive, never a pass.
 
 export const VLLM_METRICS = {
   e2e: ['vllm:e2e_request_latency_seconds'],
   ttft: ['vllm:time_to_first_token_seconds'],
+  tpot: ['vllm:request_time_per_output_token_seconds'],
   itl: ['vllm:inter_token_latency_seconds', 'vllm:time_per_output_token_seconds'],
   kvCache: ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'],
   success: ['vllm:request_success_total'],
@@ -60,11 +65,14 @@ interface HistogramFigures {
   summary?: LatencySummary;
   p99?: HistogramQuantile;
   metric: string;
+  /** The window's bucket counts, for the judge's rank tests. */
+  distribution?: LatencyDistribution;
 }
 
 interface RevisionFigures {
   e2e?: HistogramFigures;
   ttft?: HistogramFigures;
+  tpot?: HistogramFigures;
   itl?: HistogramFigures;
   kvCacheMax?: number;
   aborted?: number;
@@ -118,6 +126,11 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
       errorRatePct: load?.report?.results.errorRatePct ?? 0,
       latency: figures.e2e?.summary,
       ttft: figures.ttft?.summary,
+      distributions: Object.fromEntries(
+        (['e2e', 'ttft', 'tpot'] as const)
+          .map((m) => [m, figures[m]?.distribution] as const)
+          .filter((e) => e[1] !== undefined),
+      ),
     });
     const canary = measurement(request.canary.revision, canaryFigures, loads.canary);
     const stable =
@@ -125,10 +138,6 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
         ? measurement(request.stable.revision, stableFigures, loads.stable)
         : undefined;
 
-    const p99 = canaryFigures.e2e?.p99;
-    const bounds: LatencyBounds | undefined = p99
-      ? { lowerMs: p99.lower * 1000, upperMs: p99.upper * 1000 }
-      : undefined;
     const problems = [
       ...[loads.canary.error, loads.stable?.error].filter((e): e is string => e !== undefined),
       ...canaryFigures.problems.map((p) => `canary: ${p}`),
@@ -142,16 +151,17 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
         : []),
       `Prometheus range ${rangeSeconds}s at ${at.toISOString()}, selector ${this.selector(request.canary.revision)}`,
     ];
+    const source = 'Prometheus vLLM histograms, probe client for errors';
+    const invalidMeasurement = modelNameProblem(request.model, loads.canary, loads.stable);
     const judgement = judgeCanary({
       canary,
       stable,
       slo: request.slo,
       minSamples: request.minSamples,
-      source: 'Prometheus vLLM histograms, probe client for errors',
+      source,
       latencyNoiseFloorMs: this.options.latencyNoiseFloorMs ?? DEFAULT_LATENCY_NOISE_FLOOR_MS,
-      canaryE2eBounds: bounds,
       problems,
-      invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
+      invalidMeasurement,
       notes,
     });
     return toAnalysisResult(request, judgement, {
@@ -160,6 +170,9 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
       stable,
       startedAt,
       logger: this.options.logger,
+      source,
+      problems,
+      invalidMeasurement,
     });
   }
 
@@ -231,6 +244,7 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
       count,
       metric: found.name,
       p99,
+      distribution: distributionFromBuckets(buckets),
       summary: {
         count: Math.round(count),
         meanMs: Math.round(((sum[0]?.value ?? 0) / count) * 1_000_000) / 1000,
@@ -254,6 +268,7 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
     try {
       figures.e2e = await this.histogram(VLLM_METRICS.e2e, revision, rangeSeconds, at, hooks);
       figures.ttft = await this.histogram(VLLM_METRICS.ttft, revision, rangeSeconds, at, hooks);
+      figures.tpot = await this.histogram(VLLM_METRICS.tpot, revision, rangeSeconds, at, hooks);
       figures.itl = await this.histogram(VLLM_METRICS.itl, revision, rangeSeconds, at, hooks);
       if (!figures.e2e) {
         figures.problems.push(

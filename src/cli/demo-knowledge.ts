@@ -1,12 +1,11 @@
 import type { Client } from '@temporalio/client';
 import { TASK_QUEUES } from '../../workflows/definitions.js';
+import { reindexKnowledgeBase } from '../../workflows/index.js';
 import type { QwenopsConfig } from '../config/config.js';
 import type { ReindexReport, ReindexRequestInput } from '../domain/knowledge.js';
-import { createEmbedder } from '../knowledge/embedders/index.js';
+import { composeKnowledge, createChatClient } from '../knowledge/compose.js';
 import { askKnowledge } from '../knowledge/retrieval.js';
 import { SAMPLE_KNOWLEDGE_BASE_DIR, SAMPLE_QUESTION } from '../knowledge/sample.js';
-import { createKnowledgePool, PgVectorStore } from '../knowledge/store/pgvector-store.js';
-import { OpenAiClient } from '../llm/client.js';
 
 // The knowledge part of the demo: re-index the bundled Chinese sample knowledge base with
 // the reindexKnowledgeBase workflow (twice: the second run is incremental and must embed
@@ -17,11 +16,11 @@ async function reindex(
   request: ReindexRequestInput,
   workflowId: string,
 ): Promise<ReindexReport> {
-  return client.workflow.execute('reindexKnowledgeBase', {
+  return client.workflow.execute(reindexKnowledgeBase, {
     taskQueue: TASK_QUEUES.default,
     workflowId,
     args: [{ request }],
-  }) as Promise<ReindexReport>;
+  });
 }
 
 function describeReport(label: string, report: ReindexReport): string {
@@ -56,13 +55,12 @@ export async function demoKnowledgeBase(options: {
     `  ${describeReport('first run', first)}`,
     `  ${describeReport('second run', second)}`,
   ];
-  const pool = createKnowledgePool(options.databaseUrl, 2);
+  const knowledge = composeKnowledge(options.config, { databaseUrl: options.databaseUrl, poolSize: 2 });
   try {
-    const store = new PgVectorStore(pool, { table: first.table });
-    const embedder = createEmbedder(options.config.knowledge);
+    const store = knowledge.store(first.table);
     if (!options.chatBaseUrl) throw new Error('the promoted service has no URL to ask');
-    const chat = new OpenAiClient({ baseUrl: options.chatBaseUrl });
-    const answer = await askKnowledge({ store, embedder, chat }, SAMPLE_QUESTION, {
+    const chat = createChatClient({ chatUrl: options.chatBaseUrl });
+    const answer = await askKnowledge({ store, embedder: knowledge.embedder, chat }, SAMPLE_QUESTION, {
       model: options.chatModel,
       k: 3,
     });
@@ -77,7 +75,7 @@ export async function demoKnowledgeBase(options: {
       `    ${answer.answer.replace(/\s+/g, ' ').slice(0, 120)}`,
     );
   } finally {
-    await pool.end();
+    await knowledge.close();
   }
   if (second.counters.embeddingCalls !== 0)
     throw new Error('the incremental re-run of an unchanged corpus embedded something');

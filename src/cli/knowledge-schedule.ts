@@ -3,10 +3,11 @@ import {
   type ScheduleDescription,
   ScheduleNotFoundError,
   type ScheduleOptions,
+  type ScheduleOptionsStartWorkflowAction,
   ScheduleOverlapPolicy,
 } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../../workflows/definitions.js';
-import type { reindexKnowledgeBase } from '../../workflows/reindex-knowledge-base.js';
+import { reindexKnowledgeBase } from '../../workflows/index.js';
 import type { ReindexRequest, ReindexRequestInput } from '../domain/knowledge.js';
 
 // The nightly re-index as a Temporal Schedule: created or updated in place (same id),
@@ -29,22 +30,20 @@ export function defaultScheduleId(table: string): string {
 }
 
 function scheduleOptions(options: ReindexScheduleOptions): ScheduleOptions {
+  // Typed by the workflow function: its arguments are checked here, at compile time.
+  const action: ScheduleOptionsStartWorkflowAction<typeof reindexKnowledgeBase> = {
+    type: 'startWorkflow',
+    workflowType: reindexKnowledgeBase,
+    taskQueue: TASK_QUEUES.default,
+    // The server appends the scheduled time, so each run has its own id.
+    workflowId: `reindex-${options.request.table}`,
+    args: [{ request: { ...options.request, requestedBy: options.request.requestedBy ?? 'schedule' } }],
+    typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.service, value: `knowledge/${options.request.table}` }],
+  };
   return {
     scheduleId: options.scheduleId,
     spec: { cronExpressions: [options.cron], timezone: options.timezone },
-    action: {
-      type: 'startWorkflow',
-      workflowType: 'reindexKnowledgeBase',
-      taskQueue: TASK_QUEUES.default,
-      // The server appends the scheduled time, so each run has its own id.
-      workflowId: `reindex-${options.request.table}`,
-      args: [
-        { request: { ...options.request, requestedBy: options.request.requestedBy ?? 'schedule' } },
-      ] as Parameters<typeof reindexKnowledgeBase>,
-      typedSearchAttributes: [
-        { key: SEARCH_ATTRIBUTES.service, value: `knowledge/${options.request.table}` },
-      ],
-    },
+    action,
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: options.catchupWindowMs },
     state: {
       paused: options.paused ?? false,

@@ -13,6 +13,7 @@ import {
 } from '@temporalio/common';
 import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import { FAILURE_TYPES, SEARCH_ATTRIBUTES, statusQuery, TASK_QUEUES } from '../../workflows/definitions.js';
+import { canaryRelease, promoteModel } from '../../workflows/index.js';
 import type { CanaryReleaseSpec } from '../domain/canary.js';
 import { slugify } from '../domain/names.js';
 import type { PromotionSpec } from '../domain/promotion-spec.js';
@@ -35,22 +36,24 @@ export function canaryWorkflowId(spec: Pick<CanaryReleaseSpec, 'serving' | 'stor
   );
 }
 
-async function start(
-  client: Client,
-  workflowType: 'promoteModel' | 'canaryRelease',
-  input: unknown,
-  workflowId: string,
-  memo: Record<string, unknown>,
-): Promise<WorkflowHandleWithFirstExecutionRunId> {
+/** The two rollout pipelines; their handles' results are typed by the workflow functions. */
+export type Pipeline = typeof promoteModel | typeof canaryRelease;
+
+/** Start options shared by both pipelines. */
+function pipelineStart(workflowId: string, memo: Record<string, unknown>) {
+  return {
+    taskQueue: TASK_QUEUES.default,
+    workflowId,
+    // A running or successful pipeline with this id refuses a second start; a failed one may be retried.
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    memo,
+  };
+}
+
+/** Runs a start, turning "already started" into a message that says what to do. */
+async function refuseDuplicate<H>(workflowId: string, start: () => Promise<H>): Promise<H> {
   try {
-    return await client.workflow.start(workflowType, {
-      args: [input],
-      taskQueue: TASK_QUEUES.default,
-      workflowId,
-      // A running or successful pipeline with this id refuses a second start; a failed one may be retried.
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-      memo,
-    });
+    return await start();
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new AlreadyStartedError(
@@ -64,21 +67,27 @@ async function start(
 export function startPromotion(
   client: Client,
   spec: PromotionSpec,
-  workflowId?: string,
-): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  return start(client, 'promoteModel', spec, workflowId ?? promotionWorkflowId(spec), {
-    requestedBy: spec.requestedBy,
-  });
+  workflowId = promotionWorkflowId(spec),
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof promoteModel>> {
+  return refuseDuplicate(workflowId, () =>
+    client.workflow.start(promoteModel, {
+      args: [spec],
+      ...pipelineStart(workflowId, { requestedBy: spec.requestedBy }),
+    }),
+  );
 }
 
 export function startCanaryRelease(
   client: Client,
   spec: CanaryReleaseSpec,
-  workflowId?: string,
-): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  return start(client, 'canaryRelease', spec, workflowId ?? canaryWorkflowId(spec), {
-    requestedBy: spec.requestedBy,
-  });
+  workflowId = canaryWorkflowId(spec),
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof canaryRelease>> {
+  return refuseDuplicate(workflowId, () =>
+    client.workflow.start(canaryRelease, {
+      args: [spec],
+      ...pipelineStart(workflowId, { requestedBy: spec.requestedBy }),
+    }),
+  );
 }
 
 export interface Conclusion {
@@ -90,10 +99,10 @@ export interface Conclusion {
 }
 
 /** Waits for the workflow to close and says how it ended. */
-export async function conclude(handle: WorkflowHandle): Promise<Conclusion> {
+export async function conclude(handle: WorkflowHandle<Pipeline>): Promise<Conclusion> {
   try {
-    const result = (await handle.result()) as { status?: PipelineStatus };
-    return { outcome: 'promoted', status: result?.status, result };
+    const result = await handle.result();
+    return { outcome: 'promoted', status: result.status, result };
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
     const cause = err.cause;

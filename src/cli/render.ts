@@ -1,3 +1,4 @@
+import { type AnalysisResult, formatStatistics } from '../domain/analysis.js';
 import type { PipelineStatus, StageRecord } from '../domain/status.js';
 
 // Human-readable renderings of a pipeline's status for the terminal.
@@ -40,6 +41,13 @@ export function renderTimeline(status: PipelineStatus): string {
     .join('\n');
 }
 
+/** One line per check that carries statistics: "e2e_vs_stable: pass p=0.41 U=44012 ratio 1.01 [0.97,1.05] n=300/298". */
+export function renderCheckStatistics(analysis: AnalysisResult, indent = '  '): string[] {
+  return (analysis.checks ?? [])
+    .filter((c) => c.statistics)
+    .map((c) => `${indent}${c.metric}: ${c.verdict} ${formatStatistics(c.statistics)}`);
+}
+
 export function renderStatus(status: PipelineStatus, pendingActivities: string[] = []): string {
   const lines: string[] = [];
   const what = status.kind === 'promotion' ? `promotion of ${status.model}` : 'canary release';
@@ -55,6 +63,7 @@ export function renderStatus(status: PipelineStatus, pendingActivities: string[]
     lines.push(
       `last analysis: step ${a.step + 1} at ${a.canaryPercent}%: ${a.verdict}${a.reasons.length ? ` (${a.reasons.join('; ')})` : ''}`,
     );
+    lines.push(...renderCheckStatistics(a, '    '));
   }
   if (status.pendingDecision) {
     const d = status.pendingDecision;

@@ -73,78 +73,18 @@ export interface ClusterJobs {
   deleteJob(namespace: string, name: string): Promise<boolean>;
 }
 
-export type DeploymentMode = 'Serverless' | 'Standard' | 'RawDeployment';
+// What a served model looks like is domain vocabulary (workflows read it too): it lives in
+// src/domain/serving.ts and is re-exported here for the adapters.
+export type {
+  DeploymentMode,
+  ServingCondition,
+  ServingRef,
+  ServingRevisionSpec,
+  ServingStatus,
+  TrafficTarget,
+} from '../domain/serving.js';
 
-export interface ServingRef {
-  namespace: string;
-  /** InferenceService name. */
-  name: string;
-  deploymentMode: DeploymentMode;
-}
-
-/** Everything that defines one serving revision (a new model, image or config). */
-export interface ServingRevisionSpec {
-  /** Where the weights are: s3://bucket/prefix, pvc://claim/path, file:///abs/path. */
-  storageUri: string;
-  image: string;
-  /** Name the OpenAI API serves the model under. */
-  servedModelName: string;
-  vllm: {
-    trustRemoteCode: boolean;
-    maxModelLen: number;
-    gpuMemoryUtilization: number;
-    enablePrefixCaching: boolean;
-    dtype: string;
-    tensorParallelSize: number;
-    quantization?: 'awq' | 'rtn';
-    extraArgs: string[];
-  };
-  env: Record<string, string>;
-  minReplicas: number;
-  maxReplicas: number;
-  gpusPerReplica: number;
-  gpuType?: string;
-  /** Labels / annotations carried onto the revision (workflow id, model, stage). */
-  labels: Record<string, string>;
-}
-
-export interface TrafficTarget {
-  revision: string;
-  percent: number;
-  /** 'prev' = the stable, rolled-out revision; 'latest' = the newest (canary) one. */
-  tag?: 'prev' | 'latest';
-  /** Address that reaches only this revision (tag routing), when the backend offers one. */
-  url?: string;
-  storageUri?: string;
-}
-
-export interface ServingCondition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason?: string;
-  message?: string;
-}
-
-export interface ServingStatus {
-  namespace: string;
-  name: string;
-  ready: boolean;
-  conditions: ServingCondition[];
-  /** Address that goes through the traffic split. */
-  url?: string;
-  traffic: TrafficTarget[];
-  /** Percent currently sent to the canary (latest) revision; undefined when there is no canary. */
-  canaryPercent?: number;
-  latestCreatedRevision?: string;
-  latestReadyRevision?: string;
-  latestRolledoutRevision?: string;
-  previousRolledoutRevision?: string;
-  /** storageUri of the stable and the canary revision. */
-  stableStorageUri?: string;
-  canaryStorageUri?: string;
-  /** Workflow id holding the rollout lease, if any. */
-  owner?: string;
-}
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../domain/serving.js';
 
 /** The rollout lease of a service (a coordination.k8s.io Lease on Kubernetes). */
 export interface ServiceLease {

@@ -33,6 +33,21 @@ export const configSchema = z
         tlsKeyFile: z.string().min(1).optional(),
         tlsCaFile: z.string().min(1).optional(),
         tlsServerName: z.string().min(1).optional(),
+        /**
+         * Worker Versioning (README, "Rolling out a new worker version"): workers register as
+         * version `buildId` of the Worker Deployment `deploymentName`; promotions and canary
+         * releases stay on the version they started on, re-index and load tests move to the
+         * current one. Unset: unversioned workers (the embedded stack, tests).
+         */
+        deploymentName: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, 'must be letters, digits, "_" and "-" (no ".")')
+          .optional(),
+        /** This build's id; default <package version>+<QWENOPS_GIT_COMMIT, else the checkout's commit>. */
+        buildId: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'must be letters, digits, ".", "_", "+" and "-"')
+          .optional(),
       })
       .strict()
       .refine((t) => Boolean(t.tlsCertFile) === Boolean(t.tlsKeyFile), {
@@ -115,6 +130,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The OpenAI-compatible chat endpoint the CLI asks (`qwenops kb ask`) and its credentials. */
+    llm: z
+      .object({
+        /** API root (…/v1) serving the chat model. */
+        chatUrl: url.default('http://127.0.0.1:8000/v1'),
+        chatModel: z.string().min(1).default('qwen-7b-chat'),
+        /** Bearer token of the OpenAI-compatible endpoints the CLI calls (kb ask, loadtest). */
+        apiKey: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
     /**
      * What workflow input may make a worker touch (src/config/confinement.ts). Unset: in the
      * embedded (sandbox) stack the repository's bundled data dirs and the state dir, loopback
@@ -175,6 +201,8 @@ export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolea
     { env: 'QWENOPS_TEMPORAL_TLS_KEY', path: 'temporal.tlsKeyFile' },
     { env: 'QWENOPS_TEMPORAL_TLS_CA', path: 'temporal.tlsCaFile' },
     { env: 'QWENOPS_TEMPORAL_TLS_SERVER_NAME', path: 'temporal.tlsServerName' },
+    { env: 'QWENOPS_WORKER_DEPLOYMENT', path: 'temporal.deploymentName' },
+    { env: 'QWENOPS_BUILD_ID', path: 'temporal.buildId' },
     { env: 'QWENOPS_CLUSTER', path: 'cluster.kind' },
     { env: 'QWENOPS_SANDBOX_URL', path: 'cluster.sandboxUrl' },
     { env: 'QWENOPS_KUBECONFIG', path: 'cluster.kubeconfig' },
@@ -203,6 +231,9 @@ export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolea
     { env: 'QWENOPS_EMBEDDINGS_URL', path: 'knowledge.embeddingsUrl' },
     { env: 'QWENOPS_EMBEDDINGS_MODEL', path: 'knowledge.embeddingsModel' },
     { env: 'QWENOPS_EMBEDDINGS_API_KEY', path: 'knowledge.embeddingsApiKey', secret: true },
+    { env: 'QWENOPS_CHAT_URL', path: 'llm.chatUrl' },
+    { env: 'QWENOPS_CHAT_MODEL', path: 'llm.chatModel' },
+    { env: 'QWENOPS_LLM_API_KEY', path: 'llm.apiKey', secret: true },
     { env: 'QWENOPS_CODEC_KEY', path: 'codecKey', secret: true },
     { env: 'QWENOPS_METRICS_ADDRESS', path: 'metrics.address', emptyIsValue: true },
     { env: 'QWENOPS_LOG_LEVEL', path: 'log.level' },

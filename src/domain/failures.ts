@@ -62,6 +62,32 @@ export const NON_RETRYABLE_FAILURE_TYPES: readonly FailureType[] = (
 export interface ClassifiedError extends Error {
   readonly failureType: string;
   readonly retryable: boolean;
+  /** Structured facts for the failure's details (bad fields, the lease's new holder...). */
+  readonly failureDetails?: unknown;
+}
+
+/** A failure of a catalogued type, retryable exactly when the catalog says so. */
+export class CatalogedError extends Error implements ClassifiedError {
+  override readonly name = 'CatalogedError';
+  readonly retryable: boolean;
+  constructor(
+    readonly failureType: FailureType,
+    message: string,
+    options?: { cause?: unknown; details?: unknown },
+  ) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.retryable = FAILURE_CATALOG[failureType].retryable;
+    this.failureDetails = options?.details;
+  }
+  readonly failureDetails?: unknown;
+}
+
+/**
+ * Work that stopped because it was asked to (its AbortSignal fired): a cancellation, not a
+ * failure, whatever error the interrupted wait raised.
+ */
+export class OperationCancelledError extends Error {
+  override readonly name: string = 'OperationCancelledError';
 }
 
 export function isClassifiedError(err: unknown): err is ClassifiedError {

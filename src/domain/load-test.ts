@@ -91,6 +91,41 @@ const httpUrl = z.string('must be a URL string').refine((value) => {
 
 export const MAX_LOAD_CONCURRENCY = 10_000;
 
+/** Open-loop defaults: 10 arrivals per second, Poisson (burstiness 1). */
+export const DEFAULT_REQUESTS_PER_SECOND = 10;
+export const DEFAULT_BURSTINESS = 1;
+
+const OPEN_LOOP_ONLY =
+  'only applies to mode "open": a closed loop keeps `concurrency` requests in flight and sends the next when one finishes, so it has no arrival rate; remove it or set mode "open"';
+
+/**
+ * Refuses open-loop settings on a closed loop (the load generator would ignore them, and a
+ * user reading the spec would believe the rate was applied). Shared by the load-test request
+ * and the promotion spec's load-test profile.
+ */
+export function openLoopOnly(
+  value: { mode: 'open' | 'closed'; requestsPerSecond?: number; burstiness?: number },
+  ctx: z.RefinementCtx,
+): void {
+  if (value.mode !== 'closed') return;
+  for (const key of ['requestsPerSecond', 'burstiness'] as const) {
+    if (value[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: OPEN_LOOP_ONLY });
+  }
+}
+
+/** Fills the open-loop defaults on an open loop; a closed loop keeps neither. */
+export function withOpenLoopDefaults<
+  T extends { mode: 'open' | 'closed'; requestsPerSecond?: number; burstiness?: number },
+>(value: T): T {
+  return value.mode === 'open'
+    ? {
+        ...value,
+        requestsPerSecond: value.requestsPerSecond ?? DEFAULT_REQUESTS_PER_SECOND,
+        burstiness: value.burstiness ?? DEFAULT_BURSTINESS,
+      }
+    : value;
+}
+
 export const loadTestRequestSchema = z
   .object({
     /** OpenAI-compatible server: its root, its /v1 base, or the full /v1/chat/completions URL. */
@@ -99,14 +134,14 @@ export const loadTestRequestSchema = z
     model: z.string().min(1, 'must not be empty').max(256).optional(),
     /** open: arrivals at a rate regardless of answers; closed: a fixed number of requests in flight. */
     mode: z.enum(['open', 'closed'], 'must be "open" or "closed"').default('open'),
-    /** Open loop: mean arrivals per second. */
+    /** Open loop only: mean arrivals per second (default 10). */
     requestsPerSecond: z
       .number('must be a number')
       .positive('must be > 0 (an open-loop test needs arrivals)')
       .max(100_000, 'must be <= 100000')
-      .default(10),
-    /** Open loop: gamma shape of the gaps; 1 = Poisson, < 1 burstier, > 1 more regular. */
-    burstiness: z.number().positive('must be > 0').max(1000, 'must be <= 1000').default(1),
+      .optional(),
+    /** Open loop only: gamma shape of the gaps; 1 (default) = Poisson, < 1 burstier, > 1 more regular. */
+    burstiness: z.number().positive('must be > 0').max(1000, 'must be <= 1000').optional(),
     /**
      * Closed loop: requests kept in flight (default 16). Open loop: the most in flight at
      * once (default 1000); later arrivals wait in the client queue, their wait counted.
@@ -147,11 +182,13 @@ export const loadTestRequestSchema = z
     slo: loadTestSloSchema.default({}),
   })
   .strict()
-  .transform((request) =>
-    request.durationSeconds === undefined && request.maxRequests === undefined
-      ? { ...request, durationSeconds: 60 }
-      : request,
-  );
+  .superRefine((request, ctx) => openLoopOnly(request, ctx))
+  .transform((request) => {
+    const filled = withOpenLoopDefaults(request);
+    return filled.durationSeconds === undefined && filled.maxRequests === undefined
+      ? { ...filled, durationSeconds: 60 }
+      : filled;
+  });
 
 export type LoadTestRequestInput = z.input<typeof loadTestRequestSchema>;
 export type LoadTestRequest = z.output<typeof loadTestRequestSchema>;
@@ -176,8 +213,9 @@ export function loadTestRequestFromProfile(
     url,
     model,
     mode: profile.mode,
-    requestsPerSecond: profile.requestsPerSecond,
-    burstiness: profile.burstiness,
+    // Open-loop settings only on an open loop (the request refuses them on a closed one).
+    requestsPerSecond: profile.mode === 'open' ? profile.requestsPerSecond : undefined,
+    burstiness: profile.mode === 'open' ? profile.burstiness : undefined,
     // The profile's concurrency is a closed-loop figure; an open loop keeps its wide default cap.
     concurrency: profile.mode === 'closed' ? profile.concurrency : undefined,
     durationSeconds: profile.durationSeconds,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { openLoopOnly, withOpenLoopDefaults } from './load-test.js';
 import { dnsName, isDnsLabel, slugify } from './names.js';
 import { dnsLabelSchema, modelIdSchema, parseInput, revisionSchema } from './validation.js';
 
@@ -109,8 +110,34 @@ export const sloSchema = z
     p99LatencyMs: z.number().positive('must be > 0').default(300),
     /** Largest acceptable error rate, in percent of requests. */
     maxErrorRatePct: percent.default(1),
-    /** Canary p99 may be at most this multiple of stable p99 under the same load. */
+    /**
+     * Canary p99 may be at most this multiple of stable p99 under the same load: a tail check,
+     * failed only when the canary's p99 is over it even at the favourable ends of both p99s'
+     * 95 % intervals.
+     */
     maxLatencyRatioVsStable: z.number().min(1, 'must be >= 1').default(1.5),
+    // The statistical judge (src/analysis/checks.ts). Every field has a default, so specs and
+    // workflow histories written before these existed still parse.
+    /** Significance level of every test: the judge's false-alarm rate per check. */
+    alpha: z.number().gt(0, 'must be > 0').max(0.5, 'must be <= 0.5').default(0.01),
+    /**
+     * A latency regression fails the canary only when it is significant (one-sided
+     * Mann-Whitney p < alpha), the 95 % interval of the canary/stable ratio (Hodges-Lehmann)
+     * lies above 1, and the ratio is at least this large. 1.2: above the 5-15 % differences
+     * host noise puts between two equal revisions, well under the 1.5x regressions to catch.
+     */
+    minLatencyEffectRatio: z.number().min(1, 'must be >= 1').max(100, 'must be <= 100').default(1.2),
+    /**
+     * How the absolute p99 SLO is judged when the canary is over it. "worse-than-stable": a
+     * breach only when the canary is also significantly slower than the stable (a stable
+     * just as far over says the host or the load is slow, not the canary); without a usable
+     * stable, or with a stable within the SLO, the margin rule applies. "margin": a breach
+     * only when even the low end of the p99's 95 % interval is over the SLO by more than
+     * absoluteMarginPct; over it by less is inconclusive.
+     */
+    absolutePolicy: z.enum(['worse-than-stable', 'margin']).default('worse-than-stable'),
+    /** Margin over the p99 SLO that counts as a breach beyond measurement noise, percent. */
+    absoluteMarginPct: z.number().min(0, 'must be >= 0').max(1000, 'must be <= 1000').default(20),
   })
   .strict();
 
@@ -175,11 +202,12 @@ export const loadTestProfileSchema = z
   .object({
     enabled: z.boolean().default(true),
     mode: z.enum(['open', 'closed']).default('open'),
-    /** Open loop: mean arrival rate (requests/s). */
-    requestsPerSecond: z.number().positive('must be > 0').max(10_000).default(10),
+    /** Open loop only: mean arrival rate (requests/s), default 10. */
+    requestsPerSecond: z.number().positive('must be > 0').max(10_000).optional(),
     /** Closed loop: concurrent requests in flight. */
     concurrency: z.number().int().min(1).max(10_000, 'must be <= 10000').default(16),
-    burstiness: z.number().positive('must be > 0').default(1),
+    /** Open loop only: gamma shape of the arrival gaps, default 1 (Poisson). */
+    burstiness: z.number().positive('must be > 0').optional(),
     durationSeconds: seconds('durationSeconds').max(86_400).default(60),
     maxTokens: z.number().int().min(1).max(32_768).default(128),
     /** vLLM's ignore_eos: generate exactly maxTokens per request (stable lengths, as benchmarks do). */
@@ -195,7 +223,10 @@ export const loadTestProfileSchema = z
       .strict()
       .default({ p99TtftMs: 300, p99TpotMs: 100, maxErrorRatePct: 1 }),
   })
-  .strict();
+  .strict()
+  // A closed loop has no arrival rate: refused rather than silently ignored.
+  .superRefine((profile, ctx) => openLoopOnly(profile, ctx))
+  .transform((profile) => withOpenLoopDefaults(profile));
 
 export const executionSchema = z
   .object({

@@ -1,5 +1,80 @@
-import type { ServingRef, ServingRevisionSpec } from '../cluster/port.js';
 import type { PromotionSpec, ServingTarget } from './promotion-spec.js';
+
+// The serving vocabulary shared by workflows, services and the cluster adapters
+// (src/cluster/port.ts re-exports it).
+
+export type DeploymentMode = 'Serverless' | 'Standard' | 'RawDeployment';
+
+export interface ServingRef {
+  namespace: string;
+  /** InferenceService name. */
+  name: string;
+  deploymentMode: DeploymentMode;
+}
+
+/** Everything that defines one serving revision (a new model, image or config). */
+export interface ServingRevisionSpec {
+  /** Where the weights are: s3://bucket/prefix, pvc://claim/path, file:///abs/path. */
+  storageUri: string;
+  image: string;
+  /** Name the OpenAI API serves the model under. */
+  servedModelName: string;
+  vllm: {
+    trustRemoteCode: boolean;
+    maxModelLen: number;
+    gpuMemoryUtilization: number;
+    enablePrefixCaching: boolean;
+    dtype: string;
+    tensorParallelSize: number;
+    quantization?: 'awq' | 'rtn';
+    extraArgs: string[];
+  };
+  env: Record<string, string>;
+  minReplicas: number;
+  maxReplicas: number;
+  gpusPerReplica: number;
+  gpuType?: string;
+  /** Labels / annotations carried onto the revision (workflow id, model, stage). */
+  labels: Record<string, string>;
+}
+
+export interface TrafficTarget {
+  revision: string;
+  percent: number;
+  /** 'prev' = the stable, rolled-out revision; 'latest' = the newest (canary) one. */
+  tag?: 'prev' | 'latest';
+  /** Address that reaches only this revision (tag routing), when the backend offers one. */
+  url?: string;
+  storageUri?: string;
+}
+
+export interface ServingCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+}
+
+export interface ServingStatus {
+  namespace: string;
+  name: string;
+  ready: boolean;
+  conditions: ServingCondition[];
+  /** Address that goes through the traffic split. */
+  url?: string;
+  traffic: TrafficTarget[];
+  /** Percent currently sent to the canary (latest) revision; undefined when there is no canary. */
+  canaryPercent?: number;
+  latestCreatedRevision?: string;
+  latestReadyRevision?: string;
+  latestRolledoutRevision?: string;
+  previousRolledoutRevision?: string;
+  /** storageUri of the stable and the canary revision. */
+  stableStorageUri?: string;
+  canaryStorageUri?: string;
+  /** Workflow id holding the rollout lease, if any. */
+  owner?: string;
+}
 
 // Pure builders for what a serving revision looks like, shared by both workflows.
 

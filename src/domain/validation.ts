@@ -21,6 +21,10 @@ export class InputValidationError extends Error {
   ) {
     super(`invalid ${subject}: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
   }
+
+  get failureDetails(): FieldIssue[] {
+    return this.issues;
+  }
 }
 
 export function issuesFromZod(error: z.ZodError): FieldIssue[] {

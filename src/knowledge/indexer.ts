@@ -18,13 +18,7 @@ import { formatOfKey } from './document.js';
 import type { Embedder } from './embedders/port.js';
 import { extractDocument } from './extract/index.js';
 import type { KnowledgeSource, SourceEntry } from './sources/port.js';
-import type {
-  PgVectorStore,
-  SourceRecord,
-  SourceState,
-  StoredChunk,
-  TableMeta,
-} from './store/pgvector-store.js';
+import type { KnowledgeStore, SourceRecord, SourceState, StoredChunk, TableMeta } from './store/port.js';
 
 // The re-index service: each phase is a method the workflow's activities call (and
 // runReindex() chains them for callers without Temporal: the demo, the benchmark).
@@ -58,7 +52,8 @@ export function reindexFingerprint(
 }
 
 export interface IndexerDeps {
-  store: PgVectorStore;
+  /** The base being re-indexed, through the store port (the pgvector adapter in production). */
+  store: KnowledgeStore;
   source: KnowledgeSource;
   embedder: Embedder;
   logger: Logger;

@@ -1,6 +1,7 @@
 import type { ChatMessage, OpenAiClient } from '../llm/client.js';
 import type { Embedder } from './embedders/port.js';
-import { type PgVectorStore, type SearchHit, StoreError } from './store/pgvector-store.js';
+import { StoreError } from './store/errors.js';
+import type { KnowledgeSearchStore, SearchHit } from './store/port.js';
 
 // Retrieval and the RAG prompt. The prompt keeps the production plan's rules: answer only
 // from the references, say 我不知道 when they do not hold the answer, temperature 0.3.
@@ -9,7 +10,7 @@ export const RAG_TEMPERATURE = 0.3;
 export const UNKNOWN_ANSWER = '我不知道';
 
 export interface RetrievalDeps {
-  store: PgVectorStore;
+  store: KnowledgeSearchStore;
   embedder: Embedder;
 }
 

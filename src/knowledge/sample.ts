@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { type ReindexReport, reindexRequestSchema } from '../domain/knowledge.js';
-import { OpenAiClient } from '../llm/client.js';
 import type { Logger } from '../observability/logger.js';
 import { repoRoot } from '../runtime/entrypoints.js';
+import { createChatClient, openKnowledge } from './compose.js';
 import { LexicalEmbedder } from './embedders/lexical.js';
 import type { Embedder } from './embedders/port.js';
-import { KnowledgeIndexer } from './indexer.js';
 import { askKnowledge, type RagAnswer, searchKnowledge } from './retrieval.js';
-import { DirectorySource } from './sources/directory.js';
-import { createKnowledgePool, PgVectorStore, type SearchHit } from './store/pgvector-store.js';
+import type { SearchHit } from './store/port.js';
 
 // The bundled Chinese sample knowledge base (a fictional company's policies) for
 // `make demo`: re-index it, then answer one question from it.
@@ -36,37 +34,32 @@ export interface SampleRunResult {
 }
 
 export async function reindexSampleKnowledgeBase(options: SampleRunOptions): Promise<SampleRunResult> {
-  const pool = createKnowledgePool(options.databaseUrl);
+  const knowledge = openKnowledge({
+    databaseUrl: options.databaseUrl,
+    embedder: options.embedder ?? new LexicalEmbedder(),
+    logger: options.logger,
+  });
   try {
-    const embedder = options.embedder ?? new LexicalEmbedder();
-    const store = new PgVectorStore(pool, {
-      table: options.table ?? 'qwen_knowledge',
-      logger: options.logger,
-    });
-    const indexer = new KnowledgeIndexer({
-      store,
-      source: new DirectorySource(SAMPLE_KNOWLEDGE_BASE_DIR),
-      embedder,
-      logger: options.logger,
-    });
+    const { embedder } = knowledge;
     const request = reindexRequestSchema.parse({
-      table: store.table,
+      table: options.table ?? 'qwen_knowledge',
       source: { kind: 'directory', path: SAMPLE_KNOWLEDGE_BASE_DIR },
       requestedBy: 'demo',
       verify: { probes: 10 },
     });
-    const report = await indexer.runReindex(request, `demo-${randomUUID()}`);
+    const store = knowledge.store(request.table);
+    const report = await knowledge.indexer(request).runReindex(request, `demo-${randomUUID()}`);
     if (report.outcome !== 'succeeded')
       throw new Error(`re-indexing the sample knowledge base failed: ${report.reason}`);
     const question = options.question ?? SAMPLE_QUESTION;
     const hits = await searchKnowledge({ store, embedder }, question, { k: 3 });
     let answer: RagAnswer | undefined;
     if (options.chat) {
-      const chat = new OpenAiClient({ baseUrl: options.chat.baseUrl, apiKey: options.chat.apiKey });
+      const chat = createChatClient({ chatUrl: options.chat.baseUrl, apiKey: options.chat.apiKey });
       answer = await askKnowledge({ store, embedder, chat }, question, { model: options.chat.model, k: 3 });
     }
     return { report, question, hits, answer };
   } finally {
-    await pool.end();
+    await knowledge.close();
   }
 }

@@ -1,5 +1,6 @@
 import hdr from 'hdr-histogram-js';
 import type { LatencySummary } from '../domain/analysis.js';
+import { type LatencyDistribution, LogGridBinner } from '../domain/latency-distribution.js';
 import { LATENCY_SLO_KEYS, type LatencyMetric, type LoadTestSlo } from '../domain/load-test.js';
 import { ERROR_CLASSES, type ErrorClass, type RequestRecord } from './request.js';
 
@@ -131,7 +132,7 @@ export interface AggregateResult {
     output: number;
     meanInput: number;
     meanOutput: number;
-    /** How many successful requests' counts came from usage / an estimate / nowhere. */
+    /** How many successful requests' counts came from usage / streamed chunks / a tokenizer estimate / nowhere. */
     sources: Record<RequestRecord['tokenSource'], number>;
   };
   errors: {
@@ -142,6 +143,11 @@ export interface AggregateResult {
   };
   timeline: TimelineBucket[];
   cdf: Partial<Record<LatencyMetric, [number, number][]>>;
+  /**
+   * Per-request TTFT, TPOT and E2E binned on a 1 % log grid (coarsened to at most 400 bins):
+   * what the canary judge's rank tests compare (src/analysis/checks.ts).
+   */
+  distributions?: Partial<Record<'ttft' | 'tpot' | 'e2e', LatencyDistribution>>;
 }
 
 export class LoadAggregator {
@@ -153,6 +159,11 @@ export class LoadAggregator {
     queue: newHistogram(),
   };
   private readonly buckets: Bucket[] = [];
+  private readonly binners = {
+    ttft: new LogGridBinner(),
+    tpot: new LogGridBinner(),
+    e2e: new LogGridBinner(),
+  };
   private readonly errorCounts = new Map<ErrorClass, number>();
   private readonly samples: ErrorSample[] = [];
   private requests = 0;
@@ -164,6 +175,7 @@ export class LoadAggregator {
   private maxRetryAfter: number | undefined;
   private readonly tokenSources: Record<RequestRecord['tokenSource'], number> = {
     usage: 0,
+    chunks: 0,
     estimate: 0,
     none: 0,
   };
@@ -240,6 +252,9 @@ export class LoadAggregator {
       recordMs(startBucket.e2e, record.e2eMs);
     }
     if (record.tpotMs !== undefined) recordMs(this.histograms.tpot, record.tpotMs);
+    if (record.ttftMs !== undefined) this.binners.ttft.add(record.ttftMs);
+    if (record.tpotMs !== undefined) this.binners.tpot.add(record.tpotMs);
+    if (record.e2eMs !== undefined) this.binners.e2e.add(record.e2eMs);
     for (const gap of record.itlMs) recordMs(this.histograms.itl, gap);
     if (meetsLimits(record, this.goodputLimits)) this.good += 1;
   }
@@ -301,6 +316,11 @@ export class LoadAggregator {
         e2eP99Ms: ms(b.e2e, 99),
       })),
       cdf,
+      distributions: Object.fromEntries(
+        (['ttft', 'tpot', 'e2e'] as const)
+          .map((m) => [m, this.binners[m].toDistribution()] as const)
+          .filter((e) => e[1] !== undefined),
+      ),
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { LatencyStats } from './aggregate.js';
 import { escapeHtml, htmlPage, scriptJson } from './html.js';
 import type { LoadTestReport } from './report.js';
+import { TOKEN_ESTIMATOR_NAME } from './tokens.js';
 
 // The load test report as a page people read: verdict first, then SLOs, latency
 // percentiles, charts (latency CDFs, TTFT and throughput over time), errors, pacing and
@@ -49,10 +50,17 @@ export function renderLoadTestHtml(report: LoadTestReport): string {
     report.warnings.length > 0
       ? `<h2>Warnings</h2><ul class="warnings">${report.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>`
       : '';
-  const tokenNote =
+  // Reports stored before chunk counting have no "chunks" source.
+  const chunkCounted = r.tokens.sources.chunks ?? 0;
+  const tokenNote = [
+    chunkCounted > 0 ? `${chunkCounted} answers without usage: output counted as streamed chunks` : '',
     r.tokens.sources.estimate > 0
-      ? ` <span class="bad">(${r.tokens.sources.estimate} answers without usage: estimated)</span>`
-      : '';
+      ? `${r.tokens.sources.estimate} answers without usage or stream: ${TOKEN_ESTIMATOR_NAME} estimates`
+      : '',
+  ]
+    .filter(Boolean)
+    .map((note) => ` <span class="bad">(${note})</span>`)
+    .join('');
 
   const body = `
 <h1>Load test: ${escapeHtml(report.target.model)}</h1>
@@ -82,7 +90,7 @@ ${METRICS.map(([key, label]) => latencyRow(label, r.latency[key])).join('\n')}
 
 <h2>Tokens</h2>
 <table><tr><th>input total</th><th>output total</th><th>mean input</th><th>mean output</th><th>source</th></tr>
-<tr><td>${r.tokens.input}</td><td>${r.tokens.output}</td><td>${num(r.tokens.meanInput)}</td><td>${num(r.tokens.meanOutput)}</td><td>usage ${r.tokens.sources.usage}, estimate ${r.tokens.sources.estimate}${tokenNote}</td></tr></table>
+<tr><td>${r.tokens.input}</td><td>${r.tokens.output}</td><td>${num(r.tokens.meanInput)}</td><td>${num(r.tokens.meanOutput)}</td><td>usage ${r.tokens.sources.usage}, chunks ${chunkCounted}, estimate ${r.tokens.sources.estimate}${tokenNote}</td></tr></table>
 
 <h2>Errors</h2>
 <table><tr><th>class</th><th>count</th><th style="text-align:left">example</th></tr>

@@ -24,6 +24,8 @@ export interface PacingReport {
   /** How late the pacer handed scheduled arrivals over (timer and event-loop delay), ms. */
   lagP99Ms?: number;
   lagMaxMs?: number;
+  /** The pacing lag p99 is a sizeable part of a latency SLO: the client, not the server, limits the result. */
+  clientLimited?: boolean;
 }
 
 export interface LoadTestReport {

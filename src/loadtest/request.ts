@@ -55,8 +55,12 @@ export interface RequestRecord {
   chunks: number;
   inputTokens?: number;
   outputTokens?: number;
-  /** Where the token counts came from: the server's usage, or the client's estimate. */
-  tokenSource: 'usage' | 'estimate' | 'none';
+  /**
+   * Where the token counts came from: the server's usage; without usage, the streamed
+   * token-carrying chunks (output, one token per chunk as vLLM streams) or the client's
+   * tokenizer estimate (no stream: a non-streamed answer); 'none' until counted.
+   */
+  tokenSource: 'usage' | 'chunks' | 'estimate' | 'none';
   finishReason?: string;
   /** The generated text, when asked for (token estimates, tests). */
   text?: string;

@@ -4,7 +4,14 @@ import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/pr
 import hdr from 'hdr-histogram-js';
 import { Agent, type Dispatcher } from 'undici';
 import { type ConfinementPolicy, confinePath, confineUrl } from '../config/confinement.js';
-import { effectiveConcurrency, type LoadTestRequest, parseLoadTestRequest } from '../domain/load-test.js';
+import { OperationCancelledError } from '../domain/failures.js';
+import {
+  DEFAULT_BURSTINESS,
+  DEFAULT_REQUESTS_PER_SECOND,
+  effectiveConcurrency,
+  type LoadTestRequest,
+  parseLoadTestRequest,
+} from '../domain/load-test.js';
 import type { Logger } from '../observability/logger.js';
 import { goodputLimitsFromSlo, LoadAggregator } from './aggregate.js';
 import { ArrivalSchedule } from './arrivals.js';
@@ -12,7 +19,7 @@ import { discoverModel, resolveChatEndpoint } from './endpoint.js';
 import { loadPrompts, type PromptItem } from './prompts/index.js';
 import { describeLoadTest, type LoadTestReport } from './report.js';
 import { type ChatTarget, InFlightRequests, type RequestRecord, sendChatCompletion } from './request.js';
-import { evaluateSlo } from './slo.js';
+import { clientLimitWarning, evaluateSlo } from './slo.js';
 import {
   countsDisagree,
   DISAGREEMENT_FACTOR,
@@ -73,11 +80,15 @@ export interface LoadTestHooks {
 }
 
 /** The run was cancelled (signal aborted) before it finished. */
-export class LoadTestCancelledError extends Error {
+export class LoadTestCancelledError extends OperationCancelledError {
   override readonly name = 'LoadTestCancelledError';
 }
 
-/** Token counts are cross-checked against the estimator on this many answers. */
+/**
+ * Measured answers whose text is kept: a non-streamed answer's usage is cross-checked
+ * against the tokenizer estimate of that text (streamed answers are checked against their
+ * chunk count, every one of them, and need no text).
+ */
 const TOKEN_CHECK_SAMPLES = 16;
 
 interface PendingEstimate {
@@ -158,12 +169,9 @@ export async function runLoadTest(input: unknown, hooks: LoadTestHooks = {}): Pr
         `${run.droppedStarts} arrivals were dropped because ${concurrency} requests were in flight and the client queue was full; raise --concurrency or lower the rate`,
       );
     }
-    // Sends over the window they were due in (longer when the client fell behind).
-    const pacingWindow = Math.max(
-      1e-3,
-      (run.lastMeasuredSendMs - run.measureStartMs) / 1000,
-      request.durationSeconds ?? 0,
-    );
+    const lagP99Ms = run.lag.totalCount > 0 ? Math.round(run.lag.getValueAtPercentile(99)) / 1000 : undefined;
+    const clientLimit = clientLimitWarning(lagP99Ms, request.slo);
+    if (clientLimit) warnings.push(clientLimit);
     const report: LoadTestReport = {
       kind: 'qwenops.loadtest',
       version: 1,
@@ -175,15 +183,16 @@ export async function runLoadTest(input: unknown, hooks: LoadTestHooks = {}): Pr
       pacing: {
         mode: request.mode,
         targetRps: request.mode === 'open' ? request.requestsPerSecond : undefined,
-        achievedRps: Math.round((run.measuredSent / pacingWindow) * 1000) / 1000,
+        achievedRps: Math.round((run.measuredSent / run.sendWindowSeconds()) * 1000) / 1000,
         burstiness: request.mode === 'open' ? request.burstiness : undefined,
         concurrency,
         scheduled: run.measuredScheduled,
         sent: run.measuredSent,
         droppedStarts: run.droppedStarts,
         warmupRequests: run.warmupRequests,
-        lagP99Ms: run.lag.totalCount > 0 ? Math.round(run.lag.getValueAtPercentile(99)) / 1000 : undefined,
+        lagP99Ms,
         lagMaxMs: run.lag.totalCount > 0 ? Math.round(run.lag.maxValue) / 1000 : undefined,
+        clientLimited: clientLimit !== undefined,
       },
       results: aggregate,
       slo: evaluateSlo(request.slo, aggregate),
@@ -237,6 +246,10 @@ class LoadRun {
   measuredScheduled = 0;
   measuredSent = 0;
   lastMeasuredSendMs: number;
+  /** When the last measured request finished (closed loop: the end of its send window). */
+  lastMeasuredFinishMs: number;
+  /** Why sending stopped: the duration ran out, the request count was reached, or neither yet. */
+  stoppedBy?: 'duration' | 'requests';
   droppedStarts = 0;
   warmupRequests = 0;
   private sent = 0;
@@ -249,10 +262,11 @@ class LoadRun {
   private readonly inFlightDone = new Set<Promise<void>>();
   private readonly pendingEstimates: PendingEstimate[] = [];
   private readonly tokenChecks: PendingEstimate[] = [];
+  /** Measured launches keeping their text for the check (a failed one frees its place). */
+  private textSamples = 0;
+  /** Streamed answers with usage: their usage against their token-carrying chunks. */
+  private readonly chunkCheck = { answers: 0, usage: 0, chunks: 0 };
   private readonly inFlightRequests: InFlightRequests;
-  /** Whether answers so far carried usage: text is only kept while it may be needed. */
-  private usageSeen = false;
-  private usageMissing = false;
 
   constructor(
     private readonly request: LoadTestRequest,
@@ -271,6 +285,7 @@ class LoadRun {
         ? this.measureStartMs + request.durationSeconds * 1000
         : Number.POSITIVE_INFINITY;
     this.lastMeasuredSendMs = this.measureStartMs;
+    this.lastMeasuredFinishMs = this.measureStartMs;
     this.maxQueued = hooks.maxQueued ?? Math.max(1000, concurrency * 10);
     this.inFlightRequests = new InFlightRequests(request.requestTimeoutSeconds * 1000);
     const bucketSeconds = Math.max(1, Math.ceil((request.durationSeconds ?? 60) / 300));
@@ -282,7 +297,27 @@ class LoadRun {
   }
 
   private get measuredQuotaReached(): boolean {
-    return this.request.maxRequests !== undefined && this.measuredScheduled >= this.request.maxRequests;
+    const reached =
+      this.request.maxRequests !== undefined && this.measuredScheduled >= this.request.maxRequests;
+    if (reached) this.stoppedBy ??= 'requests';
+    return reached;
+  }
+
+  /**
+   * The measured time the sends were spread over, for the achieved rate. Open loop: from the
+   * start of the window to the last send, or the whole duration when that ran out (longer
+   * when the client fell behind). Closed loop: a slot's next send waits for its answer, so
+   * the window runs to the last measured answer, or to the end of the duration.
+   */
+  sendWindowSeconds(): number {
+    const durationMs = this.stoppedBy === 'duration' ? this.stopAtMs - this.measureStartMs : 0;
+    const spanMs =
+      this.request.mode === 'open'
+        ? Math.max(this.lastMeasuredSendMs - this.measureStartMs, durationMs)
+        : durationMs > 0
+          ? durationMs
+          : this.lastMeasuredFinishMs - this.measureStartMs;
+    return Math.max(1e-3, spanMs / 1000);
   }
 
   async execute(): Promise<void> {
@@ -339,9 +374,10 @@ class LoadRun {
   }
 
   private async openLoop(): Promise<void> {
+    // The schema fills both on an open loop; the defaults only satisfy the type.
     const schedule = new ArrivalSchedule(
-      this.request.requestsPerSecond,
-      this.request.burstiness,
+      this.request.requestsPerSecond ?? DEFAULT_REQUESTS_PER_SECOND,
+      this.request.burstiness ?? DEFAULT_BURSTINESS,
       this.request.seed,
     );
     while (!this.stopping) {
@@ -351,6 +387,7 @@ class LoadRun {
       while (this.startMs + schedule.peek() <= now) {
         const intendedMs = this.startMs + schedule.next();
         if (intendedMs >= this.stopAtMs) {
+          this.stoppedBy ??= 'duration';
           this.stopping = true;
           break;
         }
@@ -367,7 +404,10 @@ class LoadRun {
       }
       if (this.stopping) break;
       const next = this.startMs + schedule.peek();
-      if (next >= this.stopAtMs) break;
+      if (next >= this.stopAtMs) {
+        this.stoppedBy ??= 'duration';
+        break;
+      }
       const wait = next - performance.now();
       // Timers have 1 ms granularity: sleep for the whole milliseconds, then yield to I/O
       // until the deadline, so sub-millisecond gaps at high rates are not rounded up.
@@ -399,6 +439,7 @@ class LoadRun {
         },
         measured,
         undefined,
+        false,
       );
     }
   }
@@ -414,18 +455,21 @@ class LoadRun {
     } else {
       this.warmupRequests += 1;
     }
-    // Text is kept for the token cross-check sample and while answers may lack usage.
-    const captureText = this.sent <= TOKEN_CHECK_SAMPLES * 2 || this.usageMissing || !this.usageSeen;
+    // Text is kept for a sample of measured answers (the token cross-check), counted among
+    // measured requests only so no warm-up can use it up; a non-streamed answer's text is
+    // in hand anyway and is what its tokens are estimated from when usage is missing.
+    const sample = measured && this.textSamples < TOKEN_CHECK_SAMPLES;
+    if (sample) this.textSamples += 1;
     const done = sendChatCompletion(this.target, this.bodies[index] as string, {
       stream: this.request.stream,
       intendedMs,
       latencyFrom: this.request.mode === 'open' ? 'intended' : 'sent',
       inFlight: this.inFlightRequests,
-      captureText,
+      captureText: sample || !this.request.stream,
     }).then((record) => {
       this.inFlight -= 1;
       this.inFlightDone.delete(done);
-      this.finishRecord(record, measured, prompt);
+      this.finishRecord(record, measured, prompt, sample);
       const next = this.queue.shift();
       if (next) void this.launch(next.intendedMs, next.measured);
     });
@@ -433,23 +477,32 @@ class LoadRun {
     return done;
   }
 
-  private finishRecord(record: RequestRecord, measured: boolean, prompt: PromptItem | undefined): void {
+  private finishRecord(
+    record: RequestRecord,
+    measured: boolean,
+    prompt: PromptItem | undefined,
+    sample: boolean,
+  ): void {
     this.completed += 1;
+    if (sample && (!record.ok || record.cancelled)) this.textSamples -= 1;
     if (record.cancelled) return;
     this.hooks.onRecord?.(record, measured);
-    if (record.ok) {
-      if (record.tokenSource === 'usage') this.usageSeen = true;
-      else this.usageMissing = true;
-    }
     if (!measured) return;
+    this.lastMeasuredFinishMs = Math.max(this.lastMeasuredFinishMs, record.finishedMs);
     if (record.ok && prompt && record.tokenSource !== 'usage') {
-      // No usage from the server: estimated after the run, when the tokenizer load cannot
+      // No usage from the server: counted after the run, when the tokenizer load cannot
       // disturb the measurement.
       this.pendingEstimates.push({ record, prompt });
       return;
     }
-    if (record.ok && prompt && this.tokenChecks.length < TOKEN_CHECK_SAMPLES && record.text) {
-      this.tokenChecks.push({ record: { ...record, itlMs: [] }, prompt });
+    if (record.ok && record.tokenSource === 'usage') {
+      if (this.request.stream) {
+        this.chunkCheck.answers += 1;
+        this.chunkCheck.usage += record.outputTokens ?? 0;
+        this.chunkCheck.chunks += record.chunks;
+      } else if (prompt && sample && record.text !== undefined) {
+        this.tokenChecks.push({ record: { ...record, itlMs: [] }, prompt });
+      }
     }
     record.text = undefined;
     this.aggregator.add(record);
@@ -467,7 +520,10 @@ class LoadRun {
     if (startDelayMs > 0) await sleep(startDelayMs);
     while (!this.stopping) {
       const now = performance.now();
-      if (now >= this.stopAtMs) return;
+      if (now >= this.stopAtMs) {
+        this.stoppedBy ??= 'duration';
+        return;
+      }
       const measured = now >= this.measureStartMs;
       if (measured) {
         if (this.measuredQuotaReached) return;
@@ -477,29 +533,52 @@ class LoadRun {
     }
   }
 
-  /** Fills token counts the server did not send and cross-checks a sample of those it did. */
+  /**
+   * Fills token counts the server did not send and cross-checks those it did. Output tokens
+   * of a streamed answer are its token-carrying chunks (vLLM streams one token per chunk; a
+   * tokenizer other than the model's is far off, cl100k_base 2.6x on Qwen's Chinese); the
+   * tokenizer estimate stays where no stream exists: prompts and non-streamed answers.
+   */
   async settleTokenCounts(): Promise<string[]> {
     const warnings: string[] = [];
+    const { answers, usage, chunks } = this.chunkCheck;
+    if (answers > 0 && countsDisagree(usage, chunks)) {
+      warnings.push(
+        `server usage and the count of streamed chunks disagree by more than ${DISAGREEMENT_FACTOR}x over ${answers} checked answers (usage ${usage} output tokens, chunks ${chunks}); the report uses usage, check the server's token accounting`,
+      );
+    }
     if (this.pendingEstimates.length === 0 && this.tokenChecks.length === 0) return warnings;
     await loadTokenEstimator();
+    let streamed = 0;
     for (const { record, prompt } of this.pendingEstimates) {
       if (record.outputTokens === undefined) {
-        // Without the text (sent before the missing usage was noticed), one token per chunk.
-        record.outputTokens = record.text !== undefined ? estimateTokens(record.text) : record.chunks;
+        if (this.request.stream) {
+          record.outputTokens = record.chunks;
+          record.tokenSource = 'chunks';
+          streamed += 1;
+        } else {
+          record.outputTokens = estimateTokens(record.text ?? '');
+          record.tokenSource = 'estimate';
+        }
       }
       if (record.inputTokens === undefined) {
         record.inputTokens = estimateTokens(prompt.messages.map((m) => m.content).join('\n'));
       }
-      record.tokenSource = 'estimate';
       if (record.outputTokens > 1 && record.ttftMs !== undefined && record.e2eMs !== undefined) {
         record.tpotMs = (record.e2eMs - record.ttftMs) / (record.outputTokens - 1);
       }
       record.text = undefined;
       this.aggregator.add(record);
     }
-    if (this.pendingEstimates.length > 0) {
+    if (streamed > 0) {
       warnings.push(
-        `${this.pendingEstimates.length} answers carried no usage: their token counts (and TPOT) are ${TOKEN_ESTIMATOR_NAME} estimates, marked "estimate" in the report`,
+        `${streamed} answers carried no usage: output tokens are their streamed content chunks (vLLM streams one token per chunk), input tokens ${TOKEN_ESTIMATOR_NAME} estimates; marked "chunks" in the report`,
+      );
+    }
+    const estimated = this.pendingEstimates.length - streamed;
+    if (estimated > 0) {
+      warnings.push(
+        `${estimated} answers carried no usage and no stream: their token counts are ${TOKEN_ESTIMATOR_NAME} estimates of the text, marked "estimate" in the report`,
       );
     }
     let usageSum = 0;

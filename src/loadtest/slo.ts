@@ -119,3 +119,26 @@ export function evaluateSlo(slo: LoadTestSlo, aggregate: AggregateResult): SloEv
   }
   return { passed: results.every((r) => r.met), results };
 }
+
+/**
+ * Client pacing lag p99 beyond this fraction of a latency SLO means the load generator,
+ * not the server, decides whether the SLO holds.
+ */
+export const CLIENT_LAG_SLO_FRACTION = 0.1;
+
+/**
+ * A warning when the generator's own pacing lag (send time minus scheduled time) p99 is over
+ * CLIENT_LAG_SLO_FRACTION of the tightest SLO it enters: TTFT and E2E run from the scheduled
+ * send, so a late send is in them (ITL and TPOT are gaps after the first token, untouched by it).
+ */
+export function clientLimitWarning(lagP99Ms: number | undefined, slo: LoadTestSlo): string | undefined {
+  if (lagP99Ms === undefined) return undefined;
+  const judged = LATENCY_SLO_KEYS.filter(
+    ({ key, metric }) => (metric === 'ttft' || metric === 'e2e') && slo[key] !== undefined,
+  ).sort((a, b) => (slo[a.key] as number) - (slo[b.key] as number));
+  const tightest = judged[0];
+  if (!tightest) return undefined;
+  const threshold = slo[tightest.key] as number;
+  if (lagP99Ms <= threshold * CLIENT_LAG_SLO_FRACTION) return undefined;
+  return `client pacing lag p99 ${fmt(lagP99Ms)} ms is over ${CLIENT_LAG_SLO_FRACTION * 100} % of the p${tightest.percentile} ${METRIC_LABEL[tightest.metric]} SLO (${fmt(threshold)} ms): the load generator, not the server, limits this result; give the client more CPU, lower the rate or the in-flight cap, or run it nearer the server`;
+}

@@ -1,4 +1,4 @@
-import type { AnalysisResult } from '../domain/analysis.js';
+import { type AnalysisResult, formatStatistics } from '../domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../domain/job-results.js';
 import { artifactKeys } from '../domain/promotion-spec.js';
 import type { PipelineStatus, StageRecord } from '../domain/status.js';
@@ -95,6 +95,21 @@ export function renderMarkdown(input: PromotionReportInput, comparison?: Promoti
     lines.push('', '## Canary analyses', '', '| step | traffic | verdict | reasons |', '|---|---|---|---|');
     for (const a of input.analyses)
       lines.push(`| ${a.step + 1} | ${a.canaryPercent}% | ${a.verdict} | ${a.reasons.join('; ')} |`);
+    const stats = input.analyses.flatMap((a) =>
+      (a.checks ?? [])
+        .filter((c) => c.statistics)
+        .map((c) => `| ${a.step + 1} | ${c.metric} | ${c.verdict} | ${formatStatistics(c.statistics)} |`),
+    );
+    if (stats.length > 0) {
+      lines.push(
+        '',
+        '### Statistics behind the verdicts',
+        '',
+        '| step | check | verdict | statistics |',
+        '|---|---|---|---|',
+      );
+      lines.push(...stats);
+    }
   }
   if (input.loadTest) {
     lines.push(

@@ -48,6 +48,9 @@ export class ServingLeaseLostError extends Error {
   override readonly name = 'ServingLeaseLostError';
   readonly failureType = 'ServingLeaseLost';
   readonly retryable = false;
+  get failureDetails() {
+    return { holder: this.holder ?? null };
+  }
   constructor(
     readonly ref: ServingRef,
     readonly workflowId: string,

@@ -7,6 +7,7 @@ import type {
   ServingActivities,
   ShiftTrafficInput,
 } from '../../activities/contracts.js';
+import { type SpecActivities, specActivities } from '../../activities/spec.js';
 import type { ServingStatus } from '../../src/cluster/port.js';
 import type { AnalysisResult, Verdict } from '../../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../../src/domain/job-results.js';
@@ -386,10 +387,12 @@ export function nonRetryable(message: string, type: string): never {
 
 /**
  * Activity maps that forward to whichever FakeActivities is current, so one set of workers
- * serves a whole test file (creating Workers is the slow part of a workflow test).
+ * serves a whole test file (creating Workers is the slow part of a workflow test). The
+ * promotion map also carries the workflows' own spec resolution (real, it is pure), since
+ * it is what the workflow worker registers.
  */
 export function forwardingActivities(current: () => FakeActivities): {
-  promotion: PromotionActivities;
+  promotion: PromotionActivities & SpecActivities;
   serving: ServingActivities;
 } {
   const forward = <T extends object>(pick: (f: FakeActivities) => T, names: (keyof T)[]): T =>
@@ -400,18 +403,21 @@ export function forwardingActivities(current: () => FakeActivities): {
       ]),
     ) as T;
   return {
-    promotion: forward(
-      (f) => f.promotion(),
-      [
-        'resolveModel',
-        'downloadModel',
-        'quantizeModelAwq',
-        'evaluateModelQuality',
-        'deleteGpuJob',
-        'markCandidateRejected',
-        'writePromotionReport',
-      ],
-    ),
+    promotion: {
+      ...specActivities,
+      ...forward(
+        (f) => f.promotion(),
+        [
+          'resolveModel',
+          'downloadModel',
+          'quantizeModelAwq',
+          'evaluateModelQuality',
+          'deleteGpuJob',
+          'markCandidateRejected',
+          'writePromotionReport',
+        ],
+      ),
+    },
     serving: forward(
       (f) => f.serving(),
       [

@@ -6,6 +6,7 @@ import { Worker } from '@temporalio/worker';
 import { loadConfig, type QwenopsConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { compose } from '../../workers/compose.js';
+import { MAX_HEARTBEAT_THROTTLE_INTERVAL } from '../../workers/heartbeat-throttle.js';
 import { TASK_QUEUES } from '../../workflows/definitions.js';
 import { type RunningMinio, startMinio } from './minio.js';
 import {
@@ -121,6 +122,7 @@ export async function startInProcessWorkers(
         taskQueue: TASK_QUEUES[queue],
         activities: composition.activitiesFor(queue),
         workflowBundle: queue === 'default' ? bundle : undefined,
+        maxHeartbeatThrottleInterval: MAX_HEARTBEAT_THROTTLE_INTERVAL,
       }),
     ),
   );

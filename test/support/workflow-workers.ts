@@ -1,6 +1,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll } from 'vitest';
+import { MAX_HEARTBEAT_THROTTLE_INTERVAL } from '../../workers/heartbeat-throttle.js';
 import { TASK_QUEUES } from '../../workflows/definitions.js';
 import { type FakeActivities, forwardingActivities } from './fake-activities.js';
 import { createTimeSkippingEnv, workflowBundle } from './temporal.js';
@@ -9,7 +10,11 @@ import { createTimeSkippingEnv, workflowBundle } from './temporal.js';
 export async function startFakeWorkers(env: TestWorkflowEnvironment, current: () => FakeActivities) {
   const bundle = await workflowBundle();
   const { promotion, serving } = forwardingActivities(current);
-  const common = { connection: env.nativeConnection, workflowBundle: bundle };
+  const common = {
+    connection: env.nativeConnection,
+    workflowBundle: bundle,
+    maxHeartbeatThrottleInterval: MAX_HEARTBEAT_THROTTLE_INTERVAL,
+  };
   const workers = await Promise.all([
     Worker.create({ ...common, taskQueue: TASK_QUEUES.default, activities: promotion }),
     Worker.create({

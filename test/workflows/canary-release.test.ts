@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { CanaryReleaseSpecInput } from '../../src/domain/canary.js';
 import { abortUpdate, statusQuery, TASK_QUEUES } from '../../workflows/definitions.js';
+import { canaryRelease } from '../../workflows/index.js';
 import { FakeActivities } from '../support/fake-activities.js';
 import { sharedFakeWorkerEnv } from '../support/workflow-workers.js';
 
@@ -17,7 +18,7 @@ const spec = (overrides: Partial<CanaryReleaseSpecInput> = {}): CanaryReleaseSpe
 });
 
 function start(input: unknown) {
-  return workers.env().client.workflow.start('canaryRelease', {
+  return workers.env().client.workflow.start(canaryRelease, {
     args: [input],
     taskQueue: TASK_QUEUES.default,
     workflowId: `canary-${randomUUID()}`,
@@ -38,7 +39,7 @@ describe('canaryRelease', () => {
   it('steps the canary to 100 % and promotes it, unattended by default', async () => {
     current = workers.use(new FakeActivities());
     const handle = await start(spec());
-    const result = (await handle.result()) as { outcome: string; revision: string };
+    const result = await handle.result();
     expect(result.outcome).toBe('promoted');
     expect(result.revision).toBe('svc-predictor-00002');
     expect(current.calls.filter((c) => c.startsWith('shiftCanaryTraffic'))).toHaveLength(4);

@@ -8,11 +8,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLoadTestActivities } from '../../activities/loadtest.js';
+import { specActivities } from '../../activities/spec.js';
 import { ProbeCanaryAnalyzer } from '../../src/analysis/probe.js';
 import type { LoadTestRequestInput } from '../../src/domain/load-test.js';
 import type { LoadTestReport } from '../../src/loadtest/report.js';
 import { FsArtifactStore } from '../../src/storage/fs.js';
 import { TASK_QUEUES } from '../../workflows/definitions.js';
+import { loadTest } from '../../workflows/index.js';
 import type { LoadTestWorkflowInput, LoadTestWorkflowResult } from '../../workflows/load-test.js';
 import { freePort } from '../support/ports.js';
 import { startSimulator, type TestSimulator } from '../support/simulator.js';
@@ -42,7 +44,12 @@ beforeAll(async () => {
   });
   const common = { connection: env.nativeConnection };
   const workers = await Promise.all([
-    Worker.create({ ...common, taskQueue: TASK_QUEUES.default, workflowBundle: await workflowBundle() }),
+    Worker.create({
+      ...common,
+      taskQueue: TASK_QUEUES.default,
+      workflowBundle: await workflowBundle(),
+      activities: specActivities,
+    }),
     Worker.create({ ...common, taskQueue: TASK_QUEUES.cluster, activities }),
   ]);
   const running = workers.map((w) => w.run());
@@ -60,8 +67,8 @@ afterAll(async () => {
   if (promptDir) await rm(promptDir, { recursive: true, force: true });
 });
 
-function start(input: unknown, workflowId = `loadtest-${randomUUID()}`) {
-  return env.client.workflow.start('loadTest', { args: [input], taskQueue: TASK_QUEUES.default, workflowId });
+function start(input: LoadTestWorkflowInput, workflowId = `loadtest-${randomUUID()}`) {
+  return env.client.workflow.start(loadTest, { args: [input], taskQueue: TASK_QUEUES.default, workflowId });
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
@@ -91,7 +98,7 @@ describe('loadTest workflow', () => {
     const input: LoadTestWorkflowInput = {
       request: request({ slo: { p99E2eMs: 10_000, maxErrorRatePct: 0 } }),
     };
-    const result = (await (await start(input, workflowId)).result()) as LoadTestWorkflowResult;
+    const result = await (await start(input, workflowId)).result();
     expect(result.passed).toBe(true);
     expect(result.workflowId).toBe(workflowId);
     expect(result.summary).toMatchObject({ requests: 20, ok: 20, errorRatePct: 0 });
@@ -131,7 +138,8 @@ describe('loadTest workflow', () => {
     expect(failure.message).toMatch(/requestsPerSecond: must be > 0/);
     expect(failure.message).toMatch(/concurrency: must be <= 10000/);
     expect(sim.stats().requests.total).toBe(before);
-    const noRequest = await failureOf((await start({})).result());
+    // Deliberately outside the input type: what a Temporal UI start form can send.
+    const noRequest = await failureOf((await start({} as LoadTestWorkflowInput)).result());
     expect(noRequest.message).toMatch(/invalid load test request: \(root\): expected a JSON object/);
   });
 

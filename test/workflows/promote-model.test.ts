@@ -10,7 +10,6 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import type { DecisionGate } from '../../src/domain/control.js';
 import type { PromotionSpecInput } from '../../src/domain/promotion-spec.js';
-import type { PipelineStatus } from '../../src/domain/status.js';
 import {
   abortUpdate,
   approveUpdate,
@@ -21,6 +20,7 @@ import {
   statusQuery,
   TASK_QUEUES,
 } from '../../workflows/definitions.js';
+import { promoteModel } from '../../workflows/index.js';
 import { FakeActivities } from '../support/fake-activities.js';
 import { waitForStatus } from '../support/pipeline-status.js';
 import { createTimeSkippingEnv } from '../support/temporal.js';
@@ -61,7 +61,7 @@ const baseSpec = (overrides: Partial<PromotionSpecInput> = {}): PromotionSpecInp
 });
 
 function start(spec: unknown, workflowId = `promote-${randomUUID()}`) {
-  return env().client.workflow.start('promoteModel', {
+  return env().client.workflow.start(promoteModel, {
     args: [spec],
     taskQueue: TASK_QUEUES.default,
     workflowId,
@@ -93,7 +93,7 @@ describe('promoteModel', () => {
       const handle = await start(baseSpec());
       await approveWhenAsked(handle, 'before-canary');
       await approveWhenAsked(handle, 'before-promote');
-      const result = (await handle.result()) as { outcome: string; revision: string; reportUri: string };
+      const result = await handle.result();
       expect(result.outcome).toBe('promoted');
       expect(result.revision).toBe('svc-predictor-00002');
       expect(result.reportUri).toContain('report.json');
@@ -161,7 +161,7 @@ describe('promoteModel', () => {
       await handle.executeUpdate(approveUpdate, {
         args: [{ gate: 'inconclusive-quality-gate', by: 'ml-lead' }],
       });
-      const result = (await handle.result()) as { outcome: string; status: PipelineStatus };
+      const result = await handle.result();
       expect(result.outcome).toBe('promoted');
       expect(result.status.stages.find((s) => s.name === 'validate')?.detail).toMatch(
         /^inconclusive, accepted by ml-lead: /,
@@ -341,7 +341,7 @@ describe('promoteModel', () => {
       ]);
       fake.options.blockAnalysis = false;
       fake.release();
-      const result = (await handle.result()) as { outcome: string };
+      const result = await handle.result();
       expect(result.outcome).toBe('promoted');
     });
   });
@@ -372,7 +372,7 @@ describe('promoteModel', () => {
       expect(status.pendingDecision?.question).toContain('only 3 samples, need 30');
       expect(status.lastAnalysis?.verdict).toBe('inconclusive');
       await handle.executeUpdate(approveUpdate, { args: [{ gate: 'inconclusive-analysis', by: 'sre' }] });
-      const result = (await handle.result()) as { outcome: string };
+      const result = await handle.result();
       expect(result.outcome).toBe('promoted');
     });
   });
@@ -392,7 +392,7 @@ describe('promoteModel', () => {
     const fake = new FakeActivities({ resolveFailures: 2 });
     await withWorkers(fake, async () => {
       const handle = await start(baseSpec(noApprovals));
-      const result = (await handle.result()) as { outcome: string };
+      const result = await handle.result();
       expect(result.outcome).toBe('promoted');
     });
     expect(fake.attempts.resolveModel).toBe(3);

@@ -7,6 +7,7 @@ import { Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKnowledgeActivities } from '../../activities/knowledge.js';
+import { specActivities } from '../../activities/spec.js';
 import type { ReindexRequestInput } from '../../src/domain/knowledge.js';
 import { LexicalEmbedder } from '../../src/knowledge/embedders/lexical.js';
 import { createKnowledgePool, PgVectorStore } from '../../src/knowledge/store/pgvector-store.js';
@@ -62,6 +63,7 @@ async function withWorkers<T>(fn: () => Promise<T>): Promise<T> {
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUES.default,
     workflowsPath: path.join(repoRoot, 'workflows', 'reindex-knowledge-base.ts'),
+    activities: specActivities,
   });
   const activityWorker = await Worker.create({
     connection: env.nativeConnection,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { registerAnalysisCommands } from './analysis.js';
 import { registerCodecServerCommands } from './codec-server.js';
 import { registerKnowledgeCommands } from './kb.js';
 import { registerLeaseCommands } from './lease.js';
@@ -22,4 +23,5 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   registerScheduleCommands,
   registerLeaseCommands,
   registerCodecServerCommands,
+  registerAnalysisCommands,
 ];

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { type Command, Option } from 'commander';
 import { reindexStatusQuery, TASK_QUEUES } from '../../../workflows/definitions.js';
-import type { reindexKnowledgeBase } from '../../../workflows/reindex-knowledge-base.js';
+import { reindexKnowledgeBase } from '../../../workflows/index.js';
 import { StoreAuditLog } from '../../audit/audit-log.js';
 import {
   REINDEX_MODES,
@@ -13,19 +13,16 @@ import {
   reindexRequestSchema,
 } from '../../domain/knowledge.js';
 import { InputValidationError, parseInput } from '../../domain/validation.js';
-import { createEmbedder } from '../../knowledge/embedders/index.js';
-import { KnowledgeIndexer } from '../../knowledge/indexer.js';
+import {
+  type ComposeKnowledgeOptions,
+  composeKnowledge,
+  createChatClient,
+  type KnowledgeComposition,
+} from '../../knowledge/compose.js';
 import { startEmbeddedPostgres } from '../../knowledge/pglite/embedded.js';
 import { askKnowledge, searchKnowledge } from '../../knowledge/retrieval.js';
-import { createKnowledgeSource } from '../../knowledge/sources/index.js';
-import {
-  createKnowledgePool,
-  EMBEDDED_DATABASE_PORT,
-  knowledgeDatabaseUrl,
-  PgVectorStore,
-  type SearchHit,
-} from '../../knowledge/store/pgvector-store.js';
-import { OpenAiClient } from '../../llm/client.js';
+import { EMBEDDED_DATABASE_PORT } from '../../knowledge/store/pgvector-store.js';
+import type { SearchHit } from '../../knowledge/store/port.js';
 import { createLogger } from '../../observability/logger.js';
 import { createArtifactStore } from '../../storage/index.js';
 import type { CliContext } from '../context.js';
@@ -96,9 +93,18 @@ function renderHits(hits: SearchHit[]): string {
     .join('\n');
 }
 
-function withStore<T>(ctx: CliContext, table: string, fn: (store: PgVectorStore) => Promise<T>): Promise<T> {
-  const pool = createKnowledgePool(knowledgeDatabaseUrl(ctx.config.knowledge), 2);
-  return fn(new PgVectorStore(pool, { table })).finally(() => pool.end());
+/** Runs `fn` with the knowledge adapters the config names (src/knowledge/compose.ts), then closes them. */
+async function withKnowledge<T>(
+  ctx: CliContext,
+  fn: (knowledge: KnowledgeComposition) => Promise<T>,
+  options: ComposeKnowledgeOptions = {},
+): Promise<T> {
+  const knowledge = composeKnowledge(ctx.config, { poolSize: 2, ...options });
+  try {
+    return await fn(knowledge);
+  } finally {
+    await knowledge.close();
+  }
 }
 
 export const registerKnowledgeCommands: CommandGroup = (program: Command, context: () => CliContext) => {
@@ -146,13 +152,10 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
         const parsed = reindexRequestSchema.parse(request);
         const artifactStore =
           parsed.source.kind === 'object-store' ? await createArtifactStore(ctx.config.store) : undefined;
-        const report = await withStore(ctx, parsed.table, (store) =>
-          new KnowledgeIndexer({
-            store,
-            source: createKnowledgeSource(parsed.source, artifactStore),
-            embedder: createEmbedder(ctx.config.knowledge, logger),
-            logger,
-          }).runReindex(parsed, `cli-${randomUUID()}`),
+        const report = await withKnowledge(
+          ctx,
+          (knowledge) => knowledge.indexer(parsed).runReindex(parsed, `cli-${randomUUID()}`),
+          { logger, artifactStore },
         );
         ctx.print(report, () => renderReport(report));
         if (report.outcome !== 'succeeded') process.exitCode = EXIT.error;
@@ -162,7 +165,7 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
       const workflowId = `reindex-${request.table}`;
       let handle: Awaited<ReturnType<typeof client.workflow.start<typeof reindexKnowledgeBase>>>;
       try {
-        handle = await client.workflow.start<typeof reindexKnowledgeBase>('reindexKnowledgeBase', {
+        handle = await client.workflow.start(reindexKnowledgeBase, {
           taskQueue: TASK_QUEUES.default,
           workflowId,
           args: [{ request }],
@@ -224,9 +227,10 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
     .addOption(tableOption())
     .action(async (question: string, opts: { top: number; table: string }) => {
       const ctx = context();
-      const embedder = createEmbedder(ctx.config.knowledge);
-      const hits = await withStore(ctx, opts.table, (store) =>
-        searchKnowledge({ store, embedder }, question, { k: opts.top }),
+      const hits = await withKnowledge(ctx, (knowledge) =>
+        searchKnowledge({ store: knowledge.store(opts.table), embedder: knowledge.embedder }, question, {
+          k: opts.top,
+        }),
       );
       ctx.print(hits, () => renderHits(hits));
     });
@@ -237,22 +241,24 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
     .option('-k, --top <k>', 'chunks given as references', integerOption('--top', { max: MAX_TOP_K }), 4)
     .option(
       '--chat-url <url>',
-      'OpenAI-compatible API root (…/v1) serving the chat model',
-      process.env.QWENOPS_CHAT_URL ?? 'http://127.0.0.1:8000/v1',
+      'OpenAI-compatible API root (…/v1) serving the chat model (default: llm.chatUrl, QWENOPS_CHAT_URL; http://127.0.0.1:8000/v1)',
     )
-    .option('--model <name>', 'chat model name', process.env.QWENOPS_CHAT_MODEL ?? 'qwen-7b-chat')
+    .option('--model <name>', 'chat model name (default: llm.chatModel, QWENOPS_CHAT_MODEL; qwen-7b-chat)')
     .option('--show-prompt', 'print the messages sent to the model')
     .addOption(tableOption())
     .action(
       async (
         question: string,
-        opts: { top: number; chatUrl: string; model: string; showPrompt?: boolean; table: string },
+        opts: { top: number; chatUrl?: string; model?: string; showPrompt?: boolean; table: string },
       ) => {
         const ctx = context();
-        const embedder = createEmbedder(ctx.config.knowledge);
-        const chat = new OpenAiClient({ baseUrl: opts.chatUrl, apiKey: process.env.QWENOPS_LLM_API_KEY });
-        const result = await withStore(ctx, opts.table, (store) =>
-          askKnowledge({ store, embedder, chat }, question, { model: opts.model, k: opts.top }),
+        const { llm } = ctx.config;
+        const chat = createChatClient({ ...llm, chatUrl: opts.chatUrl ?? llm.chatUrl });
+        const result = await withKnowledge(ctx, (knowledge) =>
+          askKnowledge({ store: knowledge.store(opts.table), embedder: knowledge.embedder, chat }, question, {
+            model: opts.model ?? llm.chatModel,
+            k: opts.top,
+          }),
         );
         ctx.print(result, () =>
           [
@@ -271,7 +277,8 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
     .addOption(tableOption())
     .action(async (opts: { table: string }) => {
       const ctx = context();
-      const rows = await withStore(ctx, opts.table, async (store) => {
+      const rows = await withKnowledge(ctx, async (knowledge) => {
+        const store = knowledge.store(opts.table);
         await store.rollback();
         return store.count('live');
       });
@@ -294,8 +301,8 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
     .option('--requested-by <user>', 'who unlocks it (audit records)', process.env.USER ?? 'cli')
     .action(async (opts: { table: string; force?: boolean; reason?: string; requestedBy: string }) => {
       const ctx = context();
-      const result = await withStore(ctx, opts.table, (store) =>
-        store.breakLease({ force: Boolean(opts.force) }),
+      const result = await withKnowledge(ctx, (knowledge) =>
+        knowledge.store(opts.table).breakLease({ force: Boolean(opts.force) }),
       );
       if (result.broken) {
         const audit = new StoreAuditLog(await createArtifactStore(ctx.config.store));

@@ -6,7 +6,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { TASK_QUEUES } from '../../../workflows/definitions.js';
-import type { LoadTestWorkflowResult } from '../../../workflows/load-test.js';
+import { loadTest } from '../../../workflows/index.js';
 import {
   LATENCY_SLO_KEYS,
   type LoadTestRequestInput,
@@ -117,16 +117,46 @@ interface LoadTestFlags {
   json?: boolean;
 }
 
+/**
+ * Flags that only mean something together with another: refused (exit 64) instead of being
+ * silently ignored, naming the flag and the rule.
+ */
+function flagConflicts(flags: LoadTestFlags, mode: 'open' | 'closed'): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  if (flags.inputTokens !== undefined && flags.prompts !== 'synthetic') {
+    issues.push({
+      path: '--input-tokens',
+      message: `only applies with --prompts synthetic (the builtin-zh set and a JSONL file have their own lengths), got --prompts ${flags.prompts ?? 'builtin-zh (the default)'}`,
+    });
+  }
+  if (mode === 'closed') {
+    for (const [flag, value] of [
+      ['--rate', flags.rate],
+      ['--burstiness', flags.burstiness],
+    ] as const) {
+      if (value === undefined) continue;
+      issues.push({
+        path: flag,
+        message:
+          'only applies to --mode open: a closed loop keeps --concurrency requests in flight and sends the next when one finishes, so it has no arrival rate; drop it or use --mode open',
+      });
+    }
+  }
+  return issues;
+}
+
 /** The load-test request the flags describe (validated later by the same schema as everywhere). */
 export function requestFromFlags(flags: LoadTestFlags): LoadTestRequestInput {
+  const mode =
+    flags.mode ?? (flags.rate === undefined && flags.concurrency !== undefined ? 'closed' : 'open');
+  const conflicts = flagConflicts(flags, mode);
+  if (conflicts.length > 0) throw new InputValidationError('load test flags', conflicts);
   let prompts: LoadTestRequestInput['prompts'];
   if (flags.prompts === undefined || flags.prompts === 'builtin-zh') prompts = { kind: 'builtin-zh' };
   else if (flags.prompts === 'synthetic') {
     const [min, max] = (flags.inputTokens ?? '32-512').split('-').map(Number);
     prompts = { kind: 'synthetic', minInputTokens: min, maxInputTokens: max ?? min };
   } else prompts = { kind: 'jsonl', path: path.resolve(flags.prompts) };
-  const mode =
-    flags.mode ?? (flags.rate === undefined && flags.concurrency !== undefined ? 'closed' : 'open');
   return {
     url: flags.url,
     model: flags.model,
@@ -248,7 +278,7 @@ async function runThroughTemporal(ctx: CliContext, flags: LoadTestFlags): Promis
   const request = parseLoadTestRequest(requestFromFlags(flags));
   const client = await ctx.client();
   const workflowId = `loadtest-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '')}-${randomUUID().slice(0, 8)}`;
-  const handle = await client.workflow.start('loadTest', {
+  const handle = await client.workflow.start(loadTest, {
     taskQueue: TASK_QUEUES.default,
     workflowId,
     args: [{ request, failOnSloMiss: false }],
@@ -268,7 +298,7 @@ async function runThroughTemporal(ctx: CliContext, flags: LoadTestFlags): Promis
     if (pending.length > 0) process.stderr.write(`${pending.join('; ')}\n`);
   }
   try {
-    const outcome = (await result) as LoadTestWorkflowResult;
+    const outcome = await result;
     ctx.print(outcome, () =>
       [
         outcome.description,
@@ -305,10 +335,10 @@ export const registerLoadTestCommands: CommandGroup = (program: Command, context
         'closed',
       ]),
     )
-    .option('--rate <rps>', 'open loop: mean requests per second', number('--rate'))
+    .option('--rate <rps>', 'open loop only: mean requests per second', number('--rate'))
     .option(
       '--burstiness <n>',
-      'open loop: gamma shape of the arrival gaps (1 = Poisson)',
+      'open loop only: gamma shape of the arrival gaps (1 = Poisson)',
       number('--burstiness'),
     )
     .option(
@@ -323,7 +353,7 @@ export const registerLoadTestCommands: CommandGroup = (program: Command, context
     .option('--ignore-eos', 'generate exactly --max-tokens (vLLM ignore_eos)')
     .option('--no-stream', 'non-streaming requests (no TTFT/ITL)')
     .option('--prompts <source>', 'builtin-zh (default), synthetic, or a JSONL file')
-    .option('--input-tokens <min-max>', 'synthetic prompts: input length range, e.g. 32-512')
+    .option('--input-tokens <min-max>', 'with --prompts synthetic only: input length range, e.g. 32-512')
     .option('--timeout <duration>', 'per-request timeout', parseDurationSeconds)
     .option('--seed <n>', 'seed for arrivals and prompt order', number('--seed'))
     .option(

@@ -23,6 +23,7 @@ import {
   conclude,
   follow,
   listPipelines,
+  type Pipeline,
   pendingActivities,
   startCanaryRelease,
   startPromotion,
@@ -43,7 +44,8 @@ function exitCodeFor(conclusion: Conclusion): number {
 
 async function watchToEnd(ctx: CliContext, workflowId: string): Promise<number> {
   const client = await ctx.client();
-  const handle = client.workflow.getHandle(workflowId);
+  // promoteModel or canaryRelease: both results carry the final status.
+  const handle = client.workflow.getHandle<Pipeline>(workflowId);
   const codec = createDataConverter(ctx.config.codecKey).payloadCodecs?.[0];
   if (!ctx.json) {
     await follow(

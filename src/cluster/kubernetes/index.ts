@@ -27,11 +27,12 @@ import { newWatchStats, type WatchStats } from './watch.js';
 // (serving.kserve.io/v1beta1) through @kubernetes/client-node, behind the same port the
 // sandbox implements, so workflows and activities do not know which one they drive.
 
+export { servingStatusFrom, trafficSettled } from './canary/index.js';
 export type { InferenceService } from './inference-service.js';
-export { buildPredictor, servingStatusFrom, trafficSettled, vllmArgs } from './inference-service.js';
+export { buildPredictor, vllmArgs } from './inference-service.js';
 export type { JobTemplates } from './job-manifest.js';
 export { buildJobManifest, jobStatusFromObject, loadJobTemplates } from './job-manifest.js';
-export { ROLLOUT_LEASE_PREFIX, rolloutLeaseName, serviceLeaseOf } from './serving.js';
+export { ROLLOUT_LEASE_PREFIX, rolloutLeaseName, serviceLeaseOf } from './rollout-lease.js';
 export { newWatchStats, type WatchStats, watchUntil } from './watch.js';
 
 /** Where the Job templates are when no directory is configured: the repository's k8s/ base. */
@@ -115,23 +116,23 @@ export class KubernetesBackend implements ClusterBackend {
     owner: string,
     leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
   ): Promise<ClaimOutcome> {
-    return this.serving.claimService(ref, owner, leaseSeconds);
+    return this.serving.leases.claim(ref, owner, leaseSeconds);
   }
   renewService(
     ref: ServingRef,
     owner: string,
     leaseSeconds = DEFAULT_ROLLOUT_LEASE_SECONDS,
   ): Promise<RenewOutcome> {
-    return this.serving.renewService(ref, owner, leaseSeconds);
+    return this.serving.leases.renew(ref, owner, leaseSeconds);
   }
   releaseService(ref: ServingRef, owner: string): Promise<void> {
-    return this.serving.releaseService(ref, owner);
+    return this.serving.leases.release(ref, owner);
   }
   getServiceLease(ref: ServingRef): Promise<ServiceLease | undefined> {
-    return this.serving.getServiceLease(ref);
+    return this.serving.leases.get(ref);
   }
   breakServiceLease(ref: ServingRef, expected: ServiceLease): Promise<boolean> {
-    return this.serving.breakServiceLease(ref, expected);
+    return this.serving.leases.break(ref, expected);
   }
   deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus> {
     return this.serving.deployService(ref, revision);

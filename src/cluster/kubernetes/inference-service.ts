@@ -1,12 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  ClusterError,
-  type DeploymentMode,
-  type ServingCondition,
-  type ServingRevisionSpec,
-  type ServingStatus,
-  type TrafficTarget,
-} from '../port.js';
+import { ClusterError, type DeploymentMode, type ServingRevisionSpec } from '../port.js';
 
 // The KServe InferenceService (serving.kserve.io/v1beta1) as qwenops writes and reads it,
 // for both canary APIs KServe has:
@@ -15,7 +8,8 @@ import {
 //   The stable revision is not in the spec, so annotations remember it.
 // - Standard (KServe >= 0.20): named predictors; `spec.canary[]` entries with
 //   `trafficPercent`; status.canaryStatuses[] and the CanaryPredictorReady condition.
-// Pure functions: manifests, digests, status mapping and the "has traffic settled" rule.
+// Pure functions: the object's types, predictors and digests. How each canary API edits and
+// reads the object back is in canary/ (one module per API).
 
 export const ISVC = { group: 'serving.kserve.io', version: 'v1beta1', plural: 'inferenceservices' } as const;
 export const DEPLOYMENT_MODE_ANNOTATION = 'serving.kserve.io/deploymentMode';
@@ -230,190 +224,7 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Standard mode: the canary's predictor name, deterministic from what it serves. */
-export function canaryPredictorName(digest: string): string {
-  return `r-${digest.slice(0, 10)}`;
-}
-
-/** Standard mode: the Deployment KServe creates for a named predictor (must fit 63 characters). */
-export function predictorDeploymentName(service: string, predictorName?: string): string {
-  return predictorName ? `${service}-${predictorName}-predictor` : `${service}-predictor`;
-}
-
 export function deploymentModeOf(isvc: InferenceService): DeploymentMode | undefined {
   const mode = isvc.metadata.annotations?.[DEPLOYMENT_MODE_ANNOTATION];
   return mode === 'Serverless' || mode === 'Standard' || mode === 'RawDeployment' ? mode : undefined;
-}
-
-/** Serverless: a canary is in progress when the latest revision is neither the stable one nor rolled back. */
-export function serverlessCanaryActive(isvc: InferenceService): boolean {
-  const a = isvc.metadata.annotations ?? {};
-  const latest = a[ISVC_ANNOTATIONS.revisionDigest];
-  return (
-    isvc.spec.predictor.canaryTrafficPercent !== undefined &&
-    latest !== undefined &&
-    latest !== a[ISVC_ANNOTATIONS.stableDigest] &&
-    latest !== a[ISVC_ANNOTATIONS.rolledBackDigest]
-  );
-}
-
-function conditionsOf(isvc: InferenceService): ServingCondition[] {
-  return (isvc.status?.conditions ?? []).map((c) => ({
-    type: c.type,
-    status: c.status === 'True' || c.status === 'False' ? c.status : 'Unknown',
-    reason: c.reason,
-    message: c.message,
-  }));
-}
-
-/** What the service serves and how traffic is split, as the controller last reported it. */
-export function servingStatusFrom(
-  isvc: InferenceService,
-  mode: DeploymentMode,
-  owner?: string,
-): ServingStatus {
-  const conditions = conditionsOf(isvc);
-  const ready = conditions.some((c) => c.type === 'Ready' && c.status === 'True');
-  const base = {
-    namespace: isvc.metadata.namespace,
-    name: isvc.metadata.name,
-    ready,
-    conditions,
-    url: isvc.status?.url,
-    owner,
-  };
-  const specUri = isvc.spec.predictor.model.storageUri;
-  if (mode === 'Standard') {
-    const canary = isvc.spec.canary?.[0];
-    const canaryName = canary?.predictor.name;
-    const observed = isvc.status?.canaryStatuses?.find((c) => c.name === canaryName);
-    const canaryPercent = canary ? observed?.trafficPercent : undefined;
-    const stableRevision = predictorDeploymentName(isvc.metadata.name, isvc.spec.predictor.name);
-    const traffic: TrafficTarget[] = [
-      { revision: stableRevision, percent: 100 - (canaryPercent ?? 0), tag: 'prev', storageUri: specUri },
-    ];
-    if (canary) {
-      traffic.push({
-        revision: predictorDeploymentName(isvc.metadata.name, canaryName),
-        percent: canaryPercent ?? 0,
-        tag: 'latest',
-        storageUri: canary.predictor.model.storageUri,
-      });
-    }
-    return {
-      ...base,
-      traffic,
-      canaryPercent,
-      latestCreatedRevision: traffic[traffic.length - 1]?.revision,
-      latestReadyRevision: canary && observed?.ready ? traffic[1]?.revision : stableRevision,
-      latestRolledoutRevision: stableRevision,
-      stableStorageUri: specUri,
-      canaryStorageUri: canary?.predictor.model.storageUri,
-    };
-  }
-  const component = isvc.status?.components?.predictor ?? {};
-  const annotations = isvc.metadata.annotations ?? {};
-  const stableUri = annotations[ISVC_ANNOTATIONS.stableStorageUri] ?? specUri;
-  const canaryActive = mode === 'Serverless' && serverlessCanaryActive(isvc);
-  const traffic: TrafficTarget[] = (component.traffic ?? []).map((t) => {
-    const latest = t.latestRevision === true && (canaryActive || t.percent !== 100);
-    return {
-      revision: t.revisionName ?? component.latestReadyRevision ?? '',
-      percent: t.percent ?? 0,
-      tag: latest ? 'latest' : 'prev',
-      url: t.url,
-      storageUri: latest ? specUri : stableUri,
-    };
-  });
-  // At canaryTrafficPercent 100 KServe already books the canary as rolled out; until qwenops
-  // promotes it, the stable revision is still the one before it.
-  const latestRevision = traffic.find((t) => t.tag === 'latest')?.revision;
-  const canaryBookedAsRolledOut = canaryActive && latestRevision === component.latestRolledoutRevision;
-  return {
-    ...base,
-    traffic,
-    canaryPercent: canaryActive ? traffic.find((t) => t.tag === 'latest')?.percent : undefined,
-    latestCreatedRevision: component.latestCreatedRevision,
-    latestReadyRevision: component.latestReadyRevision,
-    latestRolledoutRevision: canaryBookedAsRolledOut
-      ? component.previousRolledoutRevision
-      : component.latestRolledoutRevision,
-    previousRolledoutRevision: canaryBookedAsRolledOut ? undefined : component.previousRolledoutRevision,
-    stableStorageUri: stableUri,
-    canaryStorageUri: canaryActive ? specUri : undefined,
-  };
-}
-
-const FAILED_REASONS = new Set(['RevisionFailed', 'RevisionMissing', 'ContainerMissing', 'ExitCode']);
-
-/**
- * Whether the controller has applied the current spec and the traffic split shows
- * `canaryPercent` (undefined: no canary, one revision at 100 %). Throws when the controller
- * reports the new revision failed: waiting longer would not help.
- */
-export function trafficSettled(
-  isvc: InferenceService,
-  mode: DeploymentMode,
-  canaryPercent: number | undefined,
-): { settled: boolean; progress: string; status: ServingStatus } {
-  const status = servingStatusFrom(isvc, mode);
-  const failedCondition = status.conditions.find(
-    (c) => c.status === 'False' && FAILED_REASONS.has(c.reason ?? ''),
-  );
-  if (failedCondition) {
-    throw new ClusterError(
-      'Unavailable',
-      `InferenceService ${isvc.metadata.namespace}/${isvc.metadata.name}: ${failedCondition.type} is False (${failedCondition.reason}: ${failedCondition.message ?? ''})`,
-      false,
-    );
-  }
-  const generation = isvc.metadata.generation ?? 0;
-  const observed = isvc.status?.observedGeneration ?? 0;
-  const want = canaryPercent === undefined ? 'no canary' : `canary at ${canaryPercent}%`;
-  const not = (why: string) => ({ settled: false, progress: `waiting for ${want}: ${why}`, status });
-  if (observed < generation)
-    return not(`controller has not observed generation ${generation} yet (at ${observed})`);
-  if (!status.ready) {
-    const readyCondition = status.conditions.find((c) => c.type === 'Ready');
-    return not(
-      `not Ready (${readyCondition?.reason ?? 'no Ready condition'}${readyCondition?.message ? `: ${readyCondition.message}` : ''})`,
-    );
-  }
-  const split = status.traffic.map((t) => `${t.revision}=${t.percent}%`).join(', ') || 'no traffic reported';
-  if (mode === 'Standard') {
-    const canaryCondition = status.conditions.find((c) => c.type === 'CanaryPredictorReady');
-    if (canaryPercent === undefined) {
-      const leftovers = isvc.status?.canaryStatuses?.length ?? 0;
-      if (isvc.spec.canary?.length || leftovers > 0 || canaryCondition)
-        return not(`canary still reported (${split})`);
-      return { settled: true, progress: `settled: ${split}`, status };
-    }
-    const name = isvc.spec.canary?.[0]?.predictor.name;
-    const observedCanary = isvc.status?.canaryStatuses?.find((c) => c.name === name);
-    if (!observedCanary?.ready || canaryCondition?.status !== 'True')
-      return not(`canary ${name ?? '?'} not ready`);
-    if (observedCanary.trafficPercent !== canaryPercent) return not(`traffic is ${split}`);
-    return { settled: true, progress: `settled: ${split}`, status };
-  }
-  if (canaryPercent === undefined) {
-    if (status.canaryPercent !== undefined || !status.traffic.some((t) => t.percent === 100)) {
-      return not(`traffic is ${split}`);
-    }
-    return { settled: true, progress: `settled: ${split}`, status };
-  }
-  const latest = status.traffic.find((t) => t.tag === 'latest');
-  if (!latest || latest.percent !== canaryPercent) return not(`traffic is ${split}`);
-  if (
-    status.latestReadyRevision !== status.latestCreatedRevision ||
-    latest.revision !== status.latestCreatedRevision
-  ) {
-    return not(`latest revision ${status.latestCreatedRevision ?? '?'} not ready yet (${split})`);
-  }
-  if (
-    canaryPercent < 100 &&
-    !status.traffic.some((t) => t.tag === 'prev' && t.percent === 100 - canaryPercent)
-  ) {
-    return not(`stable revision does not carry ${100 - canaryPercent}% (${split})`);
-  }
-  return { settled: true, progress: `settled: ${split}`, status };
 }

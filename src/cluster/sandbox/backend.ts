@@ -17,7 +17,7 @@ import {
 } from '../port.js';
 import { type ApiErrorBody, type JobView, jobPath, servicePath } from './api.js';
 import { readTokenFile } from './auth.js';
-import type { FaultRules } from './serving-manager.js';
+import type { FaultRules } from './serving-state.js';
 
 // The cluster port over the sandbox daemon's HTTP API. Transport failures (refused,
 // reset, timeouts) and 5xx are retryable ClusterErrors; 4xx carry the daemon's code and

@@ -322,14 +322,14 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
       }
       if (action === '/lease' && method === 'POST') {
         const body = parseBody('lease request', leaseBodySchema, await readJsonBody(req));
-        return send(res, 200, await serving.claim(namespace, name, body.owner, body.leaseSeconds));
+        return send(res, 200, await serving.leases.claim(namespace, name, body.owner, body.leaseSeconds));
       }
       if (action === '/lease' && method === 'PUT') {
         const body = parseBody('lease renewal', leaseBodySchema, await readJsonBody(req));
-        return send(res, 200, await serving.renew(namespace, name, body.owner, body.leaseSeconds));
+        return send(res, 200, await serving.leases.renew(namespace, name, body.owner, body.leaseSeconds));
       }
       if (action === '/lease' && method === 'GET') {
-        return send(res, 200, { lease: serving.lease(namespace, name) ?? null });
+        return send(res, 200, { lease: serving.leases.get(namespace, name) ?? null });
       }
       if (action === '/lease' && method === 'DELETE') {
         const owner = url.searchParams.get('owner');
@@ -341,8 +341,8 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
               message: 'give exactly one query parameter: owner (release) or version (break)',
             },
           ]);
-        if (version) return send(res, 200, { broken: await serving.breakLease(namespace, name, version) });
-        await serving.release(namespace, name, owner as string);
+        if (version) return send(res, 200, { broken: await serving.leases.break(namespace, name, version) });
+        await serving.leases.release(namespace, name, owner as string);
         return send(res, 200, { released: true });
       }
     }

@@ -1,30 +1,25 @@
 import path from 'node:path';
-import { leaseExpired } from '../../domain/lease.js';
 import type { Logger } from '../../observability/logger.js';
-import {
-  type ClaimOutcome,
-  ClusterError,
-  type DeploymentMode,
-  type RenewOutcome,
-  type ServiceLease,
-  type ServingCondition,
-  type ServingRevisionSpec,
-  type ServingStatus,
-  type TrafficTarget,
-} from '../port.js';
+import { ClusterError, type DeploymentMode, type ServingRevisionSpec, type ServingStatus } from '../port.js';
 import type { RevisionView, ServiceView } from './api.js';
-import { readJsonFile, readJsonTree, removeFile, writeJsonAtomic } from './json-files.js';
+import { readJsonTree, removeFile, writeJsonAtomic } from './json-files.js';
 import { KeyedLock } from './keyed-lock.js';
 import { isOurProcess, signalGroup } from './process-group.js';
 import { type RevisionLimits, RevisionProcess } from './revision-process.js';
 import type { RevisionRuntime } from './revision-runtime.js';
-import { type ProxyFault, TrafficProxy } from './traffic-proxy.js';
+import { SandboxRolloutLeases } from './rollout-leases.js';
+import type { FaultRules, ServiceRecord, Transition } from './serving-state.js';
+import * as state from './serving-state.js';
+import { faultOf, roleOf, serviceStatus, trafficWeights } from './serving-status.js';
+import { TrafficProxy } from './traffic-proxy.js';
 
-// Serving in the sandbox, with KServe Serverless canary semantics (REFERENCE.md): a
-// service has a stable (rolled-out) revision and at most one canary; revisions are named
-// <service>-predictor-00001, -00002...; the split is applied by the service's proxy.
-// Weights change only once the revision that should get traffic is healthy, so the
-// status reports the split actually applied, and Ready only when it is the one asked for.
+// Serving in the sandbox: the side-effect layer around serving-state.ts (transitions) and
+// serving-status.ts (read-back). Per service, the
+// revision processes (revision-process.ts: the sandbox's pods), the traffic proxy that
+// applies the split, and the record on disk. Every change runs under the service's lock:
+// the state machine computes the new record, then this file starts the revisions it added,
+// gives the proxy the new weights, drains and stops the revisions it retired, and persists.
+// Process events (a revision turned healthy or unhealthy) go through the same path.
 
 export interface ServingManagerOptions {
   stateDir: string;
@@ -40,35 +35,6 @@ export interface ServingManagerOptions {
   onProxyResponse?: (service: string, revision: string, statusClass: string) => void;
 }
 
-interface ServiceRecord {
-  namespace: string;
-  name: string;
-  deploymentMode: DeploymentMode;
-  /** Number of the last revision created. */
-  generation: number;
-  revisions: Record<string, { spec: ServingRevisionSpec; createdAt: string; pid?: number }>;
-  stable: string;
-  canary?: string;
-  desiredCanaryPercent?: number;
-  /** The split the proxy applies; trails the desired one until the canary is healthy. */
-  appliedCanaryPercent?: number;
-  latestCreatedRevision: string;
-  latestReadyRevision?: string;
-  latestRolledoutRevision?: string;
-  previousRolledoutRevision?: string;
-  proxyPort: number;
-  history: ServiceView['history'];
-  /** Fault injection per role or revision name (what a mesh's VirtualService fault does). */
-  faults?: FaultRules;
-}
-
-/** Where faults apply: the current canary, the current stable revision, or named revisions. */
-export interface FaultRules {
-  canary?: ProxyFault;
-  stable?: ProxyFault;
-  revisions?: Record<string, ProxyFault>;
-}
-
 /** A Prometheus HTTP service-discovery group: one revision's server and its labels. */
 export interface ScrapeTargetGroup {
   targets: string[];
@@ -81,37 +47,16 @@ interface LiveService {
   processes: Map<string, RevisionProcess>;
 }
 
-/** Identity of a revision: everything but labels (labels carry workflow ids, not behaviour). */
-function fingerprint(spec: ServingRevisionSpec): string {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical);
-    if (value && typeof value === 'object') {
-      return Object.fromEntries(
-        Object.keys(value)
-          .sort()
-          .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
-      );
-    }
-    return value;
-  };
-  const { labels: _labels, ...rest } = spec;
-  return JSON.stringify(canonical(rest));
-}
-
-const revisionNumber = (name: string) => Number(name.slice(name.lastIndexOf('-') + 1));
-
 export class ServingManager {
   private readonly services = new Map<string, LiveService>();
   /** Rollout leases by namespace/name, with the same expiry rules as a Kubernetes Lease. */
-  private leases: Record<string, ServiceLease> = {};
-  private leaseVersion = 0;
+  readonly leases: SandboxRolloutLeases;
   private readonly lock = new KeyedLock();
   private readonly dir: string;
-  private readonly leaseFile: string;
 
   constructor(private readonly options: ServingManagerOptions) {
     this.dir = path.join(options.stateDir, 'services');
-    this.leaseFile = path.join(options.stateDir, 'leases.json');
+    this.leases = new SandboxRolloutLeases(path.join(options.stateDir, 'leases.json'));
   }
 
   private key(namespace: string, name: string): string {
@@ -132,15 +77,7 @@ export class ServingManager {
 
   /** Brings persisted services back: orphaned revision processes are killed and started afresh. */
   async init(): Promise<void> {
-    const stored = (await readJsonFile<Record<string, string | ServiceLease>>(this.leaseFile)) ?? {};
-    // Leases written before they expired were bare holder names: no renewal time, so expired.
-    this.leases = Object.fromEntries(
-      Object.entries(stored).map(([key, value]) => [
-        key,
-        typeof value === 'string' ? { holder: value, transitions: 0 } : value,
-      ]),
-    );
-    this.leaseVersion = Math.max(0, ...Object.values(this.leases).map((l) => Number(l.version ?? 0) || 0));
+    await this.leases.load();
     for (const record of await readJsonTree<ServiceRecord>(this.dir)) {
       for (const entry of Object.values(record.revisions)) {
         if (entry.pid && isOurProcess(entry.pid, this.options.runtime.processMark))
@@ -191,38 +128,68 @@ export class ServingManager {
 
   private async onRevisionHealthy(live: LiveService, name: string): Promise<void> {
     if (this.services.get(this.key(live.record.namespace, live.record.name)) !== live) return;
-    const { record } = live;
-    if (!record.latestReadyRevision || revisionNumber(name) > revisionNumber(record.latestReadyRevision)) {
-      record.latestReadyRevision = name;
-    }
-    if (name === record.stable && !record.latestRolledoutRevision) record.latestRolledoutRevision = name;
-    if (name === record.canary) record.appliedCanaryPercent = record.desiredCanaryPercent;
+    live.record = state.revisionHealthy(live.record, name);
     this.applyTraffic(live);
     await this.persist(live);
   }
 
-  /** Gives the proxy the applied split, over the revisions that are healthy now. */
+  private observe(live: LiveService): state.Observe {
+    return (name) => live.processes.get(name);
+  }
+
+  /** Gives the proxy the applied split, over the revisions that are healthy now, and each sidecar its fault. */
   private applyTraffic(live: LiveService): void {
     const { record, processes } = live;
-    const entries: Array<{ revision: RevisionProcess; weight: number }> = [];
-    const stable = processes.get(record.stable);
-    const canary = record.canary ? processes.get(record.canary) : undefined;
-    const canaryWeight =
-      canary && record.appliedCanaryPercent !== undefined ? record.appliedCanaryPercent : 0;
-    if (stable?.healthy) entries.push({ revision: stable, weight: 100 - canaryWeight });
-    if (canary?.healthy && canaryWeight > 0) entries.push({ revision: canary, weight: canaryWeight });
     live.proxy.setTargets(
-      entries.map((e) => ({
-        target: { revision: e.revision.name, host: e.revision.host, port: e.revision.sidecarPort },
-        weight: e.weight,
-      })),
+      trafficWeights(record, this.observe(live)).map(({ revision, weight }) => {
+        const p = processes.get(revision) as RevisionProcess;
+        return { target: { revision, host: p.host, port: p.sidecarPort }, weight };
+      }),
     );
-    const faults = record.faults ?? {};
-    for (const [name, revision] of processes) {
-      const role =
-        name === record.canary ? faults.canary : name === record.stable ? faults.stable : undefined;
-      revision.setFault(faults.revisions?.[name] ?? role);
-    }
+    for (const [name, revision] of processes) revision.setFault(faultOf(record, name));
+  }
+
+  /** Makes a transition real: starts what it added, applies the split, stops what it retired. */
+  private commit(live: LiveService, transition: Transition): void {
+    live.record = transition.record;
+    for (const name of transition.started) this.startRevision(live, name);
+    this.applyTraffic(live);
+    for (const name of transition.retired) this.stopRetired(live, name);
+  }
+
+  /** Stops a retired revision's process once its in-flight requests drained. */
+  private stopRetired(live: LiveService, name: string): void {
+    const proc = live.processes.get(name);
+    live.processes.delete(name);
+    if (!proc) return;
+    const counters = live.proxy.countersOf(name);
+    const deadline = Date.now() + this.options.drainMs;
+    void (async () => {
+      while (counters.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await proc.stop(this.options.killGraceMs);
+    })();
+  }
+
+  /**
+   * Runs one command on a service under its lock: `step` computes the transition; one that
+   * changes nothing (returns the same record) is answered without writing anything.
+   */
+  private async change(
+    namespace: string,
+    name: string,
+    step: (live: LiveService) => Transition,
+    done?: (before: ServiceRecord, after: ServiceRecord) => void,
+  ): Promise<ServingStatus> {
+    return this.lock.run(this.key(namespace, name), async () => {
+      const live = this.require(namespace, name);
+      const before = live.record;
+      const transition = step(live);
+      if (transition.record === before) return this.status(live);
+      this.commit(live, transition);
+      await this.persist(live);
+      done?.(before, live.record);
+      return this.status(live);
+    });
   }
 
   /** Replaces the service's fault rules (undefined clears them); applies at once. */
@@ -230,8 +197,7 @@ export class ServingManager {
     const key = this.key(namespace, name);
     return this.lock.run(key, async () => {
       const live = this.require(namespace, name);
-      live.record.faults = faults;
-      this.applyTraffic(live);
+      this.commit(live, { record: state.setFaults(live.record, faults), started: [], retired: [] });
       await this.persist(live);
       this.options.logger.info(
         { service: key, faults },
@@ -254,7 +220,7 @@ export class ServingManager {
             namespace: record.namespace,
             service: record.name,
             revision: name,
-            role: name === record.canary ? 'canary' : 'stable',
+            role: roleOf(record, name),
             engine: this.options.runtime.engine,
           },
         });
@@ -267,15 +233,6 @@ export class ServingManager {
     const live = this.services.get(this.key(namespace, name));
     if (!live) throw new ClusterError('NotFound', `inferenceservice ${namespace}/${name} not found`, false);
     return live;
-  }
-
-  private newRevision(live: LiveService, spec: ServingRevisionSpec): string {
-    const { record } = live;
-    record.generation++;
-    const name = `${record.name}-predictor-${String(record.generation).padStart(5, '0')}`;
-    record.revisions[name] = { spec, createdAt: new Date().toISOString() };
-    record.latestCreatedRevision = name;
-    return name;
   }
 
   get(namespace: string, name: string): ServingStatus | undefined {
@@ -292,181 +249,84 @@ export class ServingManager {
     const key = this.key(namespace, name);
     return this.lock.run(key, async () => {
       const existing = this.services.get(key);
-      if (existing) {
-        const stableSpec = existing.record.revisions[existing.record.stable]?.spec;
-        if (stableSpec?.storageUri === spec.storageUri) return this.status(existing);
-        throw new ClusterError(
-          'Conflict',
-          `inferenceservice ${key} already serves ${stableSpec?.storageUri} (revision ${existing.record.stable}); roll out ${spec.storageUri} as a canary instead`,
-          false,
-        );
-      }
-      const record: ServiceRecord = {
+      const transition = state.deploy(existing?.record, {
         namespace,
         name,
         deploymentMode: mode,
-        generation: 0,
-        revisions: {},
-        stable: '',
-        latestCreatedRevision: '',
-        proxyPort: 0,
-        history: [],
-      };
-      const live = await this.bringUp(record);
-      record.stable = this.newRevision(live, spec);
-      this.startRevision(live, record.stable);
-      this.applyTraffic(live);
+        spec,
+        now: new Date().toISOString(),
+      });
+      if (existing) return this.status(existing);
+      const live = await this.bringUp(transition.record);
+      this.commit(live, transition);
       await this.persist(live);
       this.options.logger.info(
-        { service: key, revision: record.stable, storageUri: spec.storageUri },
+        { service: key, revision: live.record.stable, storageUri: spec.storageUri },
         'service deployed',
       );
       return this.status(live);
     });
   }
 
-  async startCanary(
+  startCanary(
     namespace: string,
     name: string,
     mode: DeploymentMode,
     spec: ServingRevisionSpec,
     percent: number,
   ): Promise<ServingStatus> {
-    const key = this.key(namespace, name);
-    return this.lock.run(key, async () => {
-      const live = this.require(namespace, name);
-      const { record } = live;
-      if (mode === 'RawDeployment' || record.deploymentMode === 'RawDeployment') {
-        throw new ClusterError(
-          'Unsupported',
-          `inferenceservice ${key}: canary rollouts need Serverless or Standard mode (RawDeployment ignores canaryTrafficPercent)`,
-          false,
-        );
-      }
-      if (record.canary) {
-        const current = record.revisions[record.canary]?.spec;
-        if (!current || fingerprint(current) !== fingerprint(spec)) {
-          throw new ClusterError(
-            'Conflict',
-            `inferenceservice ${key} already has canary ${record.canary} (${current?.storageUri}); promote or roll it back first`,
-            false,
+    return this.change(
+      namespace,
+      name,
+      (live) =>
+        state.startCanary(
+          live.record,
+          { deploymentMode: mode, spec, percent, now: new Date().toISOString() },
+          this.observe(live),
+        ),
+      (before, after) => {
+        if (after.canary !== before.canary)
+          this.options.logger.info(
+            { service: this.key(namespace, name), revision: after.canary, percent },
+            'canary started',
           );
-        }
-        // The same canary again (a retried activity): adopt it at the asked percent.
-        this.setDesired(live, percent);
-      } else {
-        record.canary = this.newRevision(live, spec);
-        record.desiredCanaryPercent = percent;
-        record.appliedCanaryPercent = undefined;
-        this.startRevision(live, record.canary);
-        this.options.logger.info({ service: key, revision: record.canary, percent }, 'canary started');
-      }
-      this.applyTraffic(live);
-      await this.persist(live);
-      return this.status(live);
-    });
+      },
+    );
   }
 
-  private setDesired(live: LiveService, percent: number): void {
-    const { record } = live;
-    record.desiredCanaryPercent = percent;
-    const canary = record.canary ? live.processes.get(record.canary) : undefined;
-    if (canary?.healthy) record.appliedCanaryPercent = percent;
+  setCanaryTraffic(namespace: string, name: string, percent: number): Promise<ServingStatus> {
+    return this.change(
+      namespace,
+      name,
+      (live) => state.setCanaryTraffic(live.record, percent, this.observe(live)),
+      () => this.options.logger.info({ service: this.key(namespace, name), percent }, 'canary traffic set'),
+    );
   }
 
-  async setCanaryTraffic(namespace: string, name: string, percent: number): Promise<ServingStatus> {
-    const key = this.key(namespace, name);
-    return this.lock.run(key, async () => {
-      const live = this.require(namespace, name);
-      if (!live.record.canary) {
-        throw new ClusterError('Conflict', `inferenceservice ${key} has no canary to set traffic for`, false);
-      }
-      this.setDesired(live, percent);
-      this.applyTraffic(live);
-      await this.persist(live);
-      this.options.logger.info({ service: key, percent }, 'canary traffic set');
-      return this.status(live);
-    });
+  promote(namespace: string, name: string): Promise<ServingStatus> {
+    return this.change(
+      namespace,
+      name,
+      (live) => state.promote(live.record, this.observe(live)),
+      (before, after) =>
+        this.options.logger.info(
+          { service: this.key(namespace, name), stable: after.stable, previous: before.stable },
+          'canary promoted',
+        ),
+    );
   }
 
-  async promote(namespace: string, name: string): Promise<ServingStatus> {
-    const key = this.key(namespace, name);
-    return this.lock.run(key, async () => {
-      const live = this.require(namespace, name);
-      const { record } = live;
-      if (!record.canary) {
-        // Promoted already (a retried call) is success; a rolled-back canary is not.
-        if (record.latestRolledoutRevision === record.latestCreatedRevision) return this.status(live);
-        throw new ClusterError(
-          'Conflict',
-          `inferenceservice ${key} has no canary to promote (latest revision ${record.latestCreatedRevision} was rolled back)`,
-          false,
-        );
-      }
-      const canary = live.processes.get(record.canary);
-      if (!canary?.healthy) {
-        throw new ClusterError(
-          'Unavailable',
-          `canary ${record.canary} of ${key} is not ready yet; promote it once it is`,
-          true,
-        );
-      }
-      const old = record.stable;
-      record.previousRolledoutRevision = old;
-      record.latestRolledoutRevision = record.canary;
-      record.stable = record.canary;
-      record.canary = undefined;
-      record.desiredCanaryPercent = undefined;
-      record.appliedCanaryPercent = undefined;
-      this.applyTraffic(live);
-      this.retire(live, old, 'replaced');
-      await this.persist(live);
-      this.options.logger.info({ service: key, stable: record.stable, previous: old }, 'canary promoted');
-      return this.status(live);
-    });
-  }
-
-  async rollback(namespace: string, name: string): Promise<ServingStatus> {
-    const key = this.key(namespace, name);
-    return this.lock.run(key, async () => {
-      const live = this.require(namespace, name);
-      const { record } = live;
-      if (!record.canary) return this.status(live);
-      const canary = record.canary;
-      record.canary = undefined;
-      record.desiredCanaryPercent = undefined;
-      record.appliedCanaryPercent = undefined;
-      this.applyTraffic(live);
-      this.retire(live, canary, 'rolled-back');
-      await this.persist(live);
-      this.options.logger.info({ service: key, canary, stable: record.stable }, 'canary rolled back');
-      return this.status(live);
-    });
-  }
-
-  /** Takes a revision out of the service, then stops its process once in-flight requests drained. */
-  private retire(live: LiveService, name: string, outcome: 'replaced' | 'rolled-back'): void {
-    const entry = live.record.revisions[name];
-    const proc = live.processes.get(name);
-    if (entry) {
-      live.record.history.push({
-        name,
-        storageUri: entry.spec.storageUri,
-        outcome,
-        ...(proc?.readySeconds !== undefined
-          ? { readySeconds: Math.round(proc.readySeconds * 1000) / 1000 }
-          : {}),
-      });
-    }
-    delete live.record.revisions[name];
-    live.processes.delete(name);
-    if (!proc) return;
-    const counters = live.proxy.countersOf(name);
-    const deadline = Date.now() + this.options.drainMs;
-    void (async () => {
-      while (counters.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      await proc.stop(this.options.killGraceMs);
-    })();
+  rollback(namespace: string, name: string): Promise<ServingStatus> {
+    return this.change(
+      namespace,
+      name,
+      (live) => state.rollBack(live.record, this.observe(live)),
+      (before, after) =>
+        this.options.logger.info(
+          { service: this.key(namespace, name), canary: before.canary, stable: after.stable },
+          'canary rolled back',
+        ),
+    );
   }
 
   async deleteService(namespace: string, name: string): Promise<boolean> {
@@ -482,157 +342,12 @@ export class ServingManager {
     });
   }
 
-  private async writeLeases(): Promise<void> {
-    await writeJsonAtomic(this.leaseFile, this.leases);
-  }
-
-  private nextLease(lease: Omit<ServiceLease, 'version'>): ServiceLease {
-    return { ...lease, version: String(++this.leaseVersion) };
-  }
-
-  async claim(namespace: string, name: string, owner: string, leaseSeconds: number): Promise<ClaimOutcome> {
-    const key = this.key(namespace, name);
-    return this.lock.run(`lease:${key}`, async () => {
-      const current = this.leases[key];
-      const now = new Date();
-      const nowIso = now.toISOString();
-      if (current?.holder === owner) {
-        this.leases[key] = this.nextLease({ ...current, renewTime: nowIso, durationSeconds: leaseSeconds });
-        await this.writeLeases();
-        return { claimed: true };
-      }
-      if (current && current.holder !== '' && !leaseExpired(current, now.getTime(), leaseSeconds))
-        return { claimed: false, holder: current.holder };
-      this.leases[key] = this.nextLease({
-        holder: owner,
-        acquireTime: nowIso,
-        renewTime: nowIso,
-        durationSeconds: leaseSeconds,
-        transitions: current ? current.transitions + 1 : 0,
-      });
-      await this.writeLeases();
-      return current?.holder ? { claimed: true, previousHolder: current.holder } : { claimed: true };
-    });
-  }
-
-  /** Extends `owner`'s lease; refuses when it is gone or another owner holds it. */
-  async renew(namespace: string, name: string, owner: string, leaseSeconds: number): Promise<RenewOutcome> {
-    const key = this.key(namespace, name);
-    return this.lock.run(`lease:${key}`, async () => {
-      const current = this.leases[key];
-      if (!current) return { renewed: false };
-      if (current.holder !== owner) return { renewed: false, holder: current.holder };
-      this.leases[key] = this.nextLease({
-        ...current,
-        renewTime: new Date().toISOString(),
-        durationSeconds: leaseSeconds,
-      });
-      await this.writeLeases();
-      return { renewed: true };
-    });
-  }
-
-  lease(namespace: string, name: string): ServiceLease | undefined {
-    return this.leases[this.key(namespace, name)];
-  }
-
-  /** Deletes the lease if it is still at `version`; false when it changed or is gone. */
-  async breakLease(namespace: string, name: string, version: string): Promise<boolean> {
-    const key = this.key(namespace, name);
-    return this.lock.run(`lease:${key}`, async () => {
-      if (this.leases[key]?.version !== version) return false;
-      delete this.leases[key];
-      await this.writeLeases();
-      return true;
-    });
-  }
-
-  /** Releases the lease if `owner` holds it; releasing someone else's lease does nothing. */
-  async release(namespace: string, name: string, owner: string): Promise<void> {
-    const key = this.key(namespace, name);
-    await this.lock.run(`lease:${key}`, async () => {
-      if (this.leases[key]?.holder !== owner) return;
-      delete this.leases[key];
-      await this.writeLeases();
-    });
-  }
-
-  private revisionTarget(
-    live: LiveService,
-    name: string,
-    percent: number,
-    tag?: 'prev' | 'latest',
-  ): TrafficTarget {
-    const target: TrafficTarget = { revision: name, percent };
-    if (tag) target.tag = tag;
-    const url = live.processes.get(name)?.url;
-    if (url) target.url = url;
-    const storageUri = live.record.revisions[name]?.spec.storageUri;
-    if (storageUri) target.storageUri = storageUri;
-    return target;
-  }
-
   private status(live: LiveService): ServingStatus {
-    const { record, processes } = live;
-    const stable = processes.get(record.stable);
-    const canary = record.canary ? processes.get(record.canary) : undefined;
-    const predictorProblems: string[] = [];
-    const failed: string[] = [];
-    for (const p of [stable, canary]) {
-      if (p?.failed) failed.push(`${p.failed.reason}: ${p.failed.message}`);
-      else if (p && !p.healthy) predictorProblems.push(p.lastError ?? `revision ${p.name} is starting`);
-    }
-    predictorProblems.unshift(...failed);
-    const routesPending =
-      record.canary !== undefined && record.appliedCanaryPercent !== record.desiredCanaryPercent;
-    const condition = (type: string, ok: boolean, reason: string, message?: string): ServingCondition =>
-      ok ? { type, status: 'True' } : { type, status: 'False', reason, ...(message ? { message } : {}) };
-    const predictorReady = predictorProblems.length === 0;
-    const routesReady = !routesPending && stable?.healthy === true;
-    const conditions = [
-      // RevisionFailed: the revision can never become ready (Knative's reason); waiters stop.
-      condition(
-        'PredictorReady',
-        predictorReady,
-        failed.length > 0 ? 'RevisionFailed' : 'RevisionNotReady',
-        predictorProblems.join('; '),
-      ),
-      condition(
-        'RoutesReady',
-        routesReady,
-        'TrafficNotApplied',
-        routesPending
-          ? `canary ${record.canary} gets ${record.desiredCanaryPercent}% once it is healthy`
-          : 'no healthy revision',
-      ),
-      condition('Ready', predictorReady && routesReady, 'NotReady', 'predictor or routes not ready'),
-    ];
-    const applied = record.canary ? record.appliedCanaryPercent : undefined;
-    const traffic =
-      applied !== undefined && record.canary
-        ? [
-            this.revisionTarget(live, record.stable, 100 - applied, 'prev'),
-            this.revisionTarget(live, record.canary, applied, 'latest'),
-          ]
-        : [this.revisionTarget(live, record.stable, 100)];
-    const status: ServingStatus = {
-      namespace: record.namespace,
-      name: record.name,
-      ready: predictorReady && routesReady,
-      conditions,
+    const { record } = live;
+    return serviceStatus(record, this.observe(live), {
       url: `http://127.0.0.1:${live.proxy.port}`,
-      traffic,
-      latestCreatedRevision: record.latestCreatedRevision,
-      stableStorageUri: record.revisions[record.stable]?.spec.storageUri,
-    };
-    if (applied !== undefined) status.canaryPercent = applied;
-    if (record.latestReadyRevision) status.latestReadyRevision = record.latestReadyRevision;
-    if (record.latestRolledoutRevision) status.latestRolledoutRevision = record.latestRolledoutRevision;
-    if (record.previousRolledoutRevision) status.previousRolledoutRevision = record.previousRolledoutRevision;
-    if (record.canary) status.canaryStorageUri = record.revisions[record.canary]?.spec.storageUri;
-    const owner = this.leases[this.key(record.namespace, record.name)]?.holder;
-    if (owner) status.owner = owner;
-    return status;
+      owner: this.leases.get(record.namespace, record.name)?.holder,
+    });
   }
 
   view(namespace: string, name: string): ServiceView | undefined {
@@ -647,7 +362,7 @@ export class ServingManager {
       const counters = live.proxy.countersOf(name);
       const view: RevisionView = {
         name,
-        role: name === record.canary ? 'canary' : 'stable',
+        role: roleOf(record, name),
         storageUri: entry.spec.storageUri,
         servedModelName: entry.spec.servedModelName,
         healthy: p?.healthy ?? false,

@@ -332,6 +332,7 @@ export async function createServingSimulator(
         let emitted = 0;
         let nextAt = firstAt;
         let firstWrittenAt = 0;
+        let lastWrittenAt = 0;
         const tick = () => {
           timer = undefined;
           if (finished) return;
@@ -343,7 +344,13 @@ export async function createServingSimulator(
               out += kind === 'chat' ? writer.role() : '';
               firstWrittenAt = now;
               metrics.timeToFirstToken.observe((now - arrival) / 1000);
+            } else {
+              // The gap as it happened, not as planned: a late timer (busy loop, loaded
+              // host) shows here as it does to the client; tokens caught up in one write
+              // are 0 apart, as the client sees them.
+              metrics.interTokenLatency.observe((now - lastWrittenAt) / 1000);
             }
+            lastWrittenAt = now;
             out += writer.token(VOCABULARY_JSON[nextTokenIndex(textRandom, emitted)] as string);
             emitted++;
             if (emitted >= resetAfter) {
@@ -352,11 +359,8 @@ export async function createServingSimulator(
               res.write(out, () => res.socket?.destroy());
               return;
             }
-            if (emitted < outputTokens) {
-              const gap = lognormalAround(jitter, options.tpotMs, options.jitterSigma);
-              metrics.interTokenLatency.observe(gap / 1000);
-              nextAt += gap;
-            }
+            if (emitted < outputTokens)
+              nextAt += lognormalAround(jitter, options.tpotMs, options.jitterSigma);
           }
           if (emitted === outputTokens) {
             out += writer.finish(finishReason);
@@ -376,11 +380,12 @@ export async function createServingSimulator(
       // Non-streaming: the same schedule, answered once at the last token's deadline.
       let endAt = firstAt;
       let text = '';
+      const gaps: number[] = [];
       for (let i = 0; i < outputTokens; i++) {
         text += VOCABULARY[nextTokenIndex(textRandom, i)];
         if (i + 1 < outputTokens) {
           const gap = lognormalAround(jitter, options.tpotMs, options.jitterSigma);
-          metrics.interTokenLatency.observe(gap / 1000);
+          gaps.push(gap);
           endAt += gap;
         }
       }
@@ -389,6 +394,12 @@ export async function createServingSimulator(
           timer = undefined;
           if (finished) return;
           metrics.timeToFirstToken.observe((firstAt - arrival) / 1000);
+          // Only the answer's send is observable: a late one lengthens the last gap, so the
+          // gaps add up to the time actually taken from the first token to the answer.
+          const late = Math.max(0, performance.now() - endAt);
+          for (const [i, gap] of gaps.entries()) {
+            metrics.interTokenLatency.observe((gap + (i === gaps.length - 1 ? late : 0)) / 1000);
+          }
           if (resetMidStream) {
             finish('reset');
             res.socket?.destroy();

@@ -72,6 +72,13 @@ describe('probe canary analysis', () => {
     expect(result.canary?.requests).toBeGreaterThanOrEqual(100);
     expect(result.stable?.requests).toBe(result.canary?.requests); // same schedule for both
     expect(result.checks.find((c) => c.metric === 'p99_latency_ratio_vs_stable')?.verdict).toBe('pass');
+    // The samples judged and the criteria are kept with the result (qwenops analysis rejudge).
+    expect(result.checks.find((c) => c.metric === 'e2e_vs_stable')?.statistics?.n1).toBe(
+      result.canary?.latency?.count,
+    );
+    expect(result.canary?.distributions?.e2e?.binning).toBe('log-grid');
+    expect(result.criteria).toMatchObject({ minSamples: 100, source: 'probe client' });
+    expect(JSON.stringify(result).length).toBeLessThan(20_000);
     expect(progress.some((m) => /canary \d+ sent/.test(m))).toBe(true);
     // The simulators saw the probe traffic.
     expect(equalCanary.stats().requests.completed).toBeGreaterThanOrEqual(100);
@@ -80,7 +87,13 @@ describe('probe canary analysis', () => {
   it('fails a canary with four times the latency', async () => {
     const result = await analyzer.analyse(request(slowCanary, { step: 1 }));
     expect(result.verdict, result.reasons.join('\n')).toBe('fail');
-    expect(result.reasons[0]).toMatch(/canary p99 (E2E|TTFT) .* is \d\.\d\dx the stable's/);
+    expect(result.reasons[0]).toMatch(
+      /canary (E2E latency|TTFT|TPOT) \d+\.\d\dx the stable's \(95 % interval .*\): significantly slower/,
+    );
+    const e2e = result.checks.find((c) => c.metric === 'e2e_vs_stable');
+    expect(e2e?.verdict).toBe('fail');
+    expect(e2e?.statistics?.p).toBeLessThan(0.01);
+    expect(e2e?.statistics?.n1).toBeGreaterThanOrEqual(100);
     const ratio = result.checks.find((c) => c.metric === 'p99_latency_ratio_vs_stable');
     expect(ratio?.value).toBeGreaterThan(2);
   });

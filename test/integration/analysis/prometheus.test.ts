@@ -137,7 +137,13 @@ describe('Prometheus canary analysis', () => {
   it('fails a canary with twice the latency', async () => {
     const result = await analyzer.analyse(request(canaryOf(slowCanary), { step: 1 }));
     expect(result.verdict, result.reasons.join('\n')).toBe('fail');
-    expect(result.reasons[0]).toMatch(/canary p99 (E2E|TTFT) .* is \d\.\d\dx the stable's/);
+    expect(result.reasons[0]).toMatch(
+      /canary (E2E latency|TTFT|TPOT) \d+\.\d\dx the stable's \(95 % interval .*\): significantly slower/,
+    );
+    const e2e = result.checks.find((c) => c.metric === 'e2e_vs_stable');
+    expect(e2e?.verdict).toBe('fail');
+    expect(e2e?.statistics?.p).toBeLessThan(0.01);
+    expect(e2e?.statistics?.n1).toBeGreaterThanOrEqual(100);
   });
 
   it('reads an older vLLM whose series carry the pre-rename names', async () => {

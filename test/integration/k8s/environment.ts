@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { KubernetesBackend, type KubernetesBackendOptions } from '../../../src/cluster/kubernetes/index.js';
 import { loadJobTemplates } from '../../../src/cluster/kubernetes/job-manifest.js';
-import { rolloutLeaseName } from '../../../src/cluster/kubernetes/serving.js';
+import { rolloutLeaseName } from '../../../src/cluster/kubernetes/rollout-lease.js';
 import { repoRoot } from '../../../src/runtime/entrypoints.js';
 import { type KubeControlPlane, kustomizeBuild, startKubeControlPlane } from '../../support/kube.js';
 

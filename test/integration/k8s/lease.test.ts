@@ -6,7 +6,7 @@ import { AuthorizationV1Api, CoordinationV1Api, V1MicroTime } from '@kubernetes/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditRecords, StoreAuditLog } from '../../../src/audit/audit-log.js';
 import type { KubernetesBackend } from '../../../src/cluster/kubernetes/index.js';
-import { rolloutLeaseName } from '../../../src/cluster/kubernetes/serving.js';
+import { rolloutLeaseName } from '../../../src/cluster/kubernetes/rollout-lease.js';
 import type { ServingRef } from '../../../src/cluster/port.js';
 import { nodeEntrypoint } from '../../../src/runtime/entrypoints.js';
 import { ServingLeaseLostError, ServingService } from '../../../src/services/serving.js';

@@ -5,6 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { specActivities } from '../../../activities/spec.js';
 import { createKnowledgePool, PgVectorStore } from '../../../src/knowledge/store/pgvector-store.js';
 import { nodeEntrypoint, repoRoot } from '../../../src/runtime/entrypoints.js';
 import { TASK_QUEUES } from '../../../workflows/definitions.js';
@@ -65,6 +66,7 @@ describe('knowledge worker killed mid-load', () => {
       connection: env.nativeConnection,
       taskQueue: TASK_QUEUES.default,
       workflowsPath: path.join(repoRoot, 'workflows', 'reindex-knowledge-base.ts'),
+      activities: specActivities,
     });
     const store = new PgVectorStore(pool);
     const report = await workflowWorker.runUntil(async () => {

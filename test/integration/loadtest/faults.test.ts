@@ -202,26 +202,27 @@ describe('load generator against misbehaving servers', () => {
       expect(r.e2eMs).toBeGreaterThanOrEqual(r.ttftMs as number);
       expect(r.tpotMs).toBeCloseTo(((r.e2eMs as number) - (r.ttftMs as number)) / 5, 6);
     }
-    expect(report.results.tokens.sources).toEqual({ usage: 6, estimate: 0, none: 0 });
+    expect(report.results.tokens.sources).toEqual({ usage: 6, chunks: 0, estimate: 0, none: 0 });
     expect(report.warnings).toEqual([]);
   });
 
-  it('estimates tokens when the server sends no usage, and marks them as estimates', async () => {
+  it('counts streamed chunks when the server sends no usage, and marks them as such', async () => {
     const { report } = await run('no-usage');
     expect(report.results.ok).toBe(6);
-    expect(report.results.tokens.sources).toEqual({ usage: 0, estimate: 6, none: 0 });
-    expect(report.results.tokens.output).toBeGreaterThan(0);
+    expect(report.results.tokens.sources).toEqual({ usage: 0, chunks: 6, estimate: 0, none: 0 });
+    // One token per token-carrying chunk (the empty finish chunk carries none).
+    expect(report.results.tokens.output).toBe(6 * TOKENS.length);
     expect(report.results.latency.tpot?.count).toBe(6);
     expect(report.warnings.join('\n')).toMatch(
-      /6 answers carried no usage: their token counts \(and TPOT\) are cl100k_base estimates/,
+      /6 answers carried no usage: output tokens are their streamed content chunks .*input tokens cl100k_base estimates; marked "chunks"/,
     );
   });
 
-  it('warns when usage and the tokenizer estimate plainly disagree', async () => {
+  it('warns when usage and the streamed chunks plainly disagree', async () => {
     const { report } = await run('wrong-usage');
     expect(report.results.tokens.output).toBe(6 * 900);
     expect(report.warnings.join('\n')).toMatch(
-      /disagree by more than 3x over 6 checked answers \(usage 5400 output tokens, estimate \d+\)/,
+      /server usage and the count of streamed chunks disagree by more than 3x over 6 checked answers \(usage 5400 output tokens, chunks 36\)/,
     );
   });
 

@@ -1,7 +1,9 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejudgeAnalyses } from '../../../src/analysis/rejudge.js';
 import { readAuditRecords } from '../../../src/audit/audit-log.js';
+import { analysesFromHistory } from '../../../src/cli/analysis-history.js';
 import { promotionWorkflowId, startPromotion } from '../../../src/cli/pipelines.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
 import { abortUpdate, statusQuery } from '../../../workflows/definitions.js';
@@ -125,6 +127,19 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
     const status = await handle.query(statusQuery);
     expect(status.outcome).toBe('rolled_back');
     expect(status.compensations[0]).toEqual({ name: 'rollbackCanary', state: 'succeeded' });
+    // The verdict carries its statistics, and the samples stay in history to be judged again
+    // (qwenops analysis rejudge): thresholds loose enough to wave a +3 s canary through flip it.
+    expect(status.lastAnalysis?.checks.find((c) => c.metric === 'e2e_vs_stable')?.statistics?.p).toBeLessThan(
+      0.01,
+    );
+    const { analyses } = await analysesFromHistory((await handle.fetchHistory()).events ?? []);
+    expect(analyses.at(-1)?.verdict).toBe('fail');
+    const loose = rejudgeAnalyses(analyses, {
+      p99LatencyMs: 600_000,
+      minLatencyEffectRatio: 100,
+      maxLatencyRatioVsStable: 1000,
+    });
+    expect(loose.rows.at(-1)).toMatchObject({ before: 'fail', after: 'pass', flipped: true });
     const service = await stack.sandbox.service('llm-prod', 'qwen-7b-chat');
     expect(service?.status.canaryPercent).toBeUndefined();
     expect(service?.status.latestRolledoutRevision).toBe(stableRevision);

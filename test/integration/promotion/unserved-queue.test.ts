@@ -5,6 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusQuery, TASK_QUEUES } from '../../../workflows/definitions.js';
+import { promoteModel } from '../../../workflows/index.js';
 import { FakeActivities, forwardingActivities } from '../../support/fake-activities.js';
 import { createDevServerEnv, workflowBundle } from '../../support/temporal.js';
 
@@ -37,7 +38,7 @@ afterAll(async () => {
 
 describe('an unserved task queue', () => {
   it('fails the stage with a schedule-to-start timeout naming the activity', async () => {
-    const handle = await env.client.workflow.start('promoteModel', {
+    const handle = await env.client.workflow.start(promoteModel, {
       args: [{ model: 'qwen/Qwen-7B-Chat', execution: { queueWaitTimeoutSeconds: 3 } }],
       taskQueue: TASK_QUEUES.default,
       workflowId: `unserved-${randomUUID()}`,

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modulePath } from '../../../src/runtime/entrypoints.js';
 import { createDataConverter, workflowInterceptorModules } from '../../../src/temporal/data-converter.js';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../../../workflows/definitions.js';
+import { canaryRelease } from '../../../workflows/index.js';
 import { FakeActivities, forwardingActivities } from '../../support/fake-activities.js';
 import { createDevServerEnv } from '../../support/temporal.js';
 
@@ -84,7 +85,7 @@ const spec = { serving: { namespace: 'llm-prod', name: 'qwen-7b-chat' }, storage
 describe('encrypted history (QWENOPS_CODEC_KEY)', () => {
   it('keeps an activity failure text (Job log) out of history and QwenopsReason', async () => {
     const workflowId = `canary-${randomUUID()}`;
-    await codecClient.workflow.start('canaryRelease', {
+    await codecClient.workflow.start(canaryRelease, {
       args: [spec],
       taskQueue: TASK_QUEUES.default,
       workflowId,
@@ -120,7 +121,7 @@ describe('encrypted history (QWENOPS_CODEC_KEY)', () => {
 
   it('keeps invalid input text out of history and QwenopsReason', async () => {
     const workflowId = `canary-${randomUUID()}`;
-    await codecClient.workflow.start('canaryRelease', {
+    await codecClient.workflow.start(canaryRelease, {
       args: [{ ...spec, [MARKER]: 'unexpected field' }],
       taskQueue: TASK_QUEUES.default,
       workflowId,

@@ -10,11 +10,12 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EndpointLoadTestResult } from '../../../activities/loadtest.js';
+import { specActivities } from '../../../activities/spec.js';
 import { CliContext } from '../../../src/cli/context.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { temporalTls } from '../../../src/temporal/tls.js';
 import { TASK_QUEUES } from '../../../workflows/definitions.js';
-import type { LoadTestWorkflowResult } from '../../../workflows/load-test.js';
+import { loadTest } from '../../../workflows/index.js';
 import { createDevServerEnv, workflowBundle } from '../../support/temporal.js';
 
 // mTLS to Temporal: a TLS-terminating proxy that requires a client certificate signed by a
@@ -176,7 +177,12 @@ describe('mTLS to Temporal', () => {
     const runEndpointLoadTest = async (): Promise<EndpointLoadTestResult> =>
       ({ passed: true, reasons: [], reportHtmlUri: 'file:///r.html' }) as unknown as EndpointLoadTestResult;
     const workers = await Promise.all([
-      Worker.create({ connection, taskQueue: TASK_QUEUES.default, workflowBundle: await workflowBundle() }),
+      Worker.create({
+        connection,
+        taskQueue: TASK_QUEUES.default,
+        workflowBundle: await workflowBundle(),
+        activities: specActivities,
+      }),
       Worker.create({ connection, taskQueue: TASK_QUEUES.cluster, activities: { runEndpointLoadTest } }),
     ]);
     const running = workers.map((w) => w.run());
@@ -185,14 +191,14 @@ describe('mTLS to Temporal', () => {
         const ctx = new CliContext({});
         try {
           const client = await ctx.client();
-          const handle = await client.workflow.start('loadTest', {
+          const handle = await client.workflow.start(loadTest, {
             args: [
               { request: { url: 'http://127.0.0.1:9/v1', mode: 'closed', concurrency: 1, maxRequests: 1 } },
             ],
             taskQueue: TASK_QUEUES.default,
             workflowId: `mtls-${randomUUID()}`,
           });
-          return (await handle.result()) as LoadTestWorkflowResult;
+          return await handle.result();
         } finally {
           await ctx.close();
         }

@@ -8,6 +8,7 @@ import { AesGcmPayloadCodec } from '../../../src/temporal/aes-gcm-codec.js';
 import { type RunningCodecServer, startCodecServer } from '../../../src/temporal/codec-server.js';
 import { createDataConverter } from '../../../src/temporal/data-converter.js';
 import { SEARCH_ATTRIBUTES } from '../../../workflows/definitions.js';
+import { canaryRelease } from '../../../workflows/index.js';
 import { freePort } from '../../support/ports.js';
 import { chromiumPath, toolPath } from '../../support/tools.js';
 
@@ -67,7 +68,7 @@ describe('Temporal UI with the codec server', () => {
     const client = new Client({ connection: env.connection, dataConverter: createDataConverter(KEY) });
     const workflowId = `ui-codec-${randomUUID()}`;
     // No worker: the started event holds the (encrypted) input, which is all the page needs.
-    const handle = await client.workflow.start('canaryRelease', {
+    const handle = await client.workflow.start(canaryRelease, {
       args: [{ note: MARKER }],
       taskQueue: 'qwenops.ui-codec-test',
       workflowId,

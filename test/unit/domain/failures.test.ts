@@ -97,9 +97,10 @@ describe('the failure taxonomy', () => {
   });
 
   it('every failure type the code names is catalogued', () => {
-    const named = [...code.matchAll(/ApplicationFailure\.create\(\{[^}]*?\btype: '([A-Z][A-Za-z]+)'/gs)].map(
-      (m) => m[1] as string,
-    );
+    const named = [
+      ...code.matchAll(/ApplicationFailure\.create\(\{[^}]*?\btype: '([A-Z][A-Za-z]+)'/gs),
+      ...code.matchAll(/new CatalogedError\(\s*'([A-Z][A-Za-z]+)'/gs),
+    ].map((m) => m[1] as string);
     expect(named).toContain('ServiceUnreachable');
     const declared = Object.values(FAILURE_TYPES) as string[];
     for (const type of [...named, ...declared]) {

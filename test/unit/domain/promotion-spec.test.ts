@@ -34,7 +34,15 @@ describe('PromotionSpec', () => {
     });
     expect(spec.serving.env).toEqual({ VLLM_ATTENTION_BACKEND: 'FLASH_ATTN' });
     expect(spec.canary.steps).toEqual([10, 25, 50, 100]);
-    expect(spec.canary.slo).toEqual({ p99LatencyMs: 300, maxErrorRatePct: 1, maxLatencyRatioVsStable: 1.5 });
+    expect(spec.canary.slo).toEqual({
+      p99LatencyMs: 300,
+      maxErrorRatePct: 1,
+      maxLatencyRatioVsStable: 1.5,
+      alpha: 0.01,
+      minLatencyEffectRatio: 1.2,
+      absolutePolicy: 'worse-than-stable',
+      absoluteMarginPct: 20,
+    });
     expect(spec.approvals).toEqual({ beforeCanary: true, beforePromote: true, timeoutSeconds: 86_400 });
   });
 

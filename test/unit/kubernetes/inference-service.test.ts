@@ -1,12 +1,11 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { servingStatusFrom, trafficSettled } from '../../../src/cluster/kubernetes/canary/index.js';
 import {
   buildPredictor,
   DEFAULT_PREDICTOR_OPTIONS,
   type InferenceService,
   predictorDigest,
-  servingStatusFrom,
-  trafficSettled,
 } from '../../../src/cluster/kubernetes/inference-service.js';
 import { ClusterError } from '../../../src/cluster/port.js';
 import { artifactKeys, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';

@@ -7,6 +7,7 @@ import {
 } from '../../../src/cli/commands/loadtest.js';
 import { parseLoadTestRequest } from '../../../src/domain/load-test.js';
 import { InputValidationError } from '../../../src/domain/validation.js';
+import { runCli } from '../cli/run-cli.js';
 
 describe('qwenops loadtest flags', () => {
   it('parses durations', () => {
@@ -74,6 +75,64 @@ describe('qwenops loadtest flags', () => {
     });
     const file = requestFromFlags({ url: 'http://h:1/v1', stream: true, store: true, prompts: 'p.jsonl' });
     expect(file.prompts).toMatchObject({ kind: 'jsonl', path: expect.stringMatching(/\/p\.jsonl$/) });
+  });
+});
+
+describe('qwenops loadtest flags that only apply with another', () => {
+  const base = { url: 'http://h:1/v1', stream: true, store: true };
+
+  it('refuses --input-tokens without --prompts synthetic, and open-loop flags on a closed loop', () => {
+    const issues = (flags: Parameters<typeof requestFromFlags>[0]) => {
+      try {
+        requestFromFlags(flags);
+      } catch (error) {
+        expect(error).toBeInstanceOf(InputValidationError);
+        return (error as InputValidationError).issues;
+      }
+      throw new Error('expected the flags to be refused');
+    };
+    expect(issues({ ...base, inputTokens: '10-20' })).toEqual([
+      {
+        path: '--input-tokens',
+        message: expect.stringMatching(/^only applies with --prompts synthetic .*got --prompts builtin-zh/),
+      },
+    ]);
+    expect(issues({ ...base, inputTokens: '10-20', prompts: 'p.jsonl' })[0]?.message).toMatch(
+      /got --prompts p\.jsonl$/,
+    );
+    expect(issues({ ...base, mode: 'closed', rate: 5, burstiness: 2 })).toEqual([
+      { path: '--rate', message: expect.stringMatching(/^only applies to --mode open: a closed loop keeps/) },
+      { path: '--burstiness', message: expect.stringMatching(/^only applies to --mode open/) },
+    ]);
+    // Together they are fine; --rate alone still means an open loop.
+    expect(requestFromFlags({ ...base, prompts: 'synthetic', inputTokens: '10-20' }).prompts).toMatchObject({
+      minInputTokens: 10,
+    });
+    expect(requestFromFlags({ ...base, rate: 5, concurrency: 4 }).mode).toBe('open');
+  });
+
+  it.each([
+    [['--input-tokens', '10-20'], '--input-tokens: only applies with --prompts synthetic'],
+    [
+      ['--prompts', 'builtin-zh', '--input-tokens', '10-20'],
+      '--input-tokens: only applies with --prompts synthetic',
+    ],
+    [['--mode', 'closed', '--rate', '5'], '--rate: only applies to --mode open'],
+    [
+      ['--mode', 'closed', '--concurrency', '2', '--burstiness', '0.5'],
+      '--burstiness: only applies to --mode open',
+    ],
+  ])('qwenops loadtest %j exits 64: %s', async (args, message) => {
+    // Port 9 (discard): nothing is sent, the flags are refused first.
+    const { code, stderr } = await runCli(
+      'loadtest',
+      '--url',
+      'http://127.0.0.1:9/v1',
+      '--no-store',
+      ...args,
+    );
+    expect(code).toBe(64);
+    expect(stderr).toContain(`invalid load test flags: ${message}`);
   });
 });
 

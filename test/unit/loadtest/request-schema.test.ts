@@ -4,7 +4,7 @@ import {
   loadTestRequestFromProfile,
   parseLoadTestRequest,
 } from '../../../src/domain/load-test.js';
-import { loadTestProfileSchema } from '../../../src/domain/promotion-spec.js';
+import { loadTestProfileSchema, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
 import { InputValidationError } from '../../../src/domain/validation.js';
 
 function issues(input: unknown): string {
@@ -65,6 +65,49 @@ describe('load test request validation', () => {
       issues({ url: 'http://x:1', prompts: { kind: 'synthetic', minInputTokens: 50, maxInputTokens: 10 } }),
     ).toMatch(/prompts.minInputTokens: minInputTokens must be <= maxInputTokens/);
     expect(issues({ url: 'http://x:1', prompts: { kind: 'nope' } })).toMatch(/prompts/);
+  });
+
+  it('refuses an arrival rate or burstiness on a closed loop instead of ignoring it', () => {
+    expect(issues({ url: 'http://x:1', mode: 'closed', requestsPerSecond: 5 })).toMatch(
+      /requestsPerSecond: only applies to mode "open": a closed loop keeps `concurrency` requests in flight/,
+    );
+    expect(issues({ url: 'http://x:1', mode: 'closed', burstiness: 0.5 })).toMatch(
+      /burstiness: only applies to mode "open"/,
+    );
+    // A closed loop gets no rate; parsing its own output again (CLI -> workflow -> activity) holds.
+    const closed = parseLoadTestRequest({ url: 'http://x:1', mode: 'closed', concurrency: 4 });
+    expect(closed.requestsPerSecond).toBeUndefined();
+    expect(closed.burstiness).toBeUndefined();
+    expect(parseLoadTestRequest(JSON.parse(JSON.stringify(closed)))).toEqual(closed);
+    const open = parseLoadTestRequest({ url: 'http://x:1' });
+    expect(parseLoadTestRequest(JSON.parse(JSON.stringify(open)))).toEqual(open);
+  });
+
+  it('refuses the same in a promotion spec load-test profile, naming the field', () => {
+    expect(() =>
+      parsePromotionSpec({ model: 'qwen/Qwen-7B-Chat', loadTest: { mode: 'closed', requestsPerSecond: 5 } }),
+    ).toThrow(/loadTest\.requestsPerSecond: only applies to mode "open"/);
+    expect(() =>
+      parsePromotionSpec({ model: 'qwen/Qwen-7B-Chat', loadTest: { mode: 'closed', burstiness: 2 } }),
+    ).toThrow(/loadTest\.burstiness: only applies to mode "open"/);
+    // A closed profile maps onto a request the request schema accepts.
+    const spec = parsePromotionSpec({
+      model: 'qwen/Qwen-7B-Chat',
+      loadTest: { mode: 'closed', concurrency: 2 },
+    });
+    expect(spec.loadTest.requestsPerSecond).toBeUndefined();
+    const request = parseLoadTestRequest(
+      loadTestRequestFromProfile(spec.loadTest, 'http://svc:80/openai/v1'),
+    );
+    expect(request).toMatchObject({ mode: 'closed', concurrency: 2 });
+    expect(request.requestsPerSecond).toBeUndefined();
+    // Parsing a parsed spec again holds (the CLI parses, the workflow parses again).
+    expect(parsePromotionSpec(JSON.parse(JSON.stringify(spec))).loadTest).toEqual(spec.loadTest);
+    expect(parsePromotionSpec({ model: 'qwen/Qwen-7B-Chat' }).loadTest).toMatchObject({
+      mode: 'open',
+      requestsPerSecond: 10,
+      burstiness: 1,
+    });
   });
 
   it('maps a promotion load-test profile onto a request', () => {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../../config/config.js';
 import { createArtifactStore } from '../../../storage/index.js';
@@ -13,6 +14,38 @@ import type { ArtifactStore } from '../../../storage/port.js';
 //   QWENOPS_SIM_QUALITY_DROP_PCT  evaluate: force the candidate's quality drop
 
 export const PROGRESS_PREFIX = 'QWENOPS_PROGRESS';
+/**
+ * The last line a Job process prints, on every exit: its own clock, process start (Node's
+ * time origin, i.e. before any module loaded) to exit, in epoch ms. The orchestration
+ * benchmark reads it from the Job log to tell the Jobs' run time from the dispatch gaps.
+ */
+export const PROCESS_CLOCK_PREFIX = 'QWENOPS_PROCESS_CLOCK';
+
+export interface ProcessClock {
+  template: string;
+  startedAtMs: number;
+  /** When the Job's own code began (modules loaded): start -> here is the runtime's start-up. */
+  bodyStartedAtMs: number;
+  exitedAtMs: number;
+  runMs: number;
+  exitCode: number;
+}
+
+/** Prints the process clock line (stdout is a file or a pipe: synchronous on Linux) and exits. */
+function exitWithClock(template: string, bodyStartedAtMs: number, code: number): never {
+  const startedAtMs = performance.timeOrigin;
+  const exitedAtMs = performance.timeOrigin + performance.now();
+  const clock: ProcessClock = {
+    template,
+    startedAtMs: Math.round(startedAtMs * 1000) / 1000,
+    bodyStartedAtMs: Math.round(bodyStartedAtMs * 1000) / 1000,
+    exitedAtMs: Math.round(exitedAtMs * 1000) / 1000,
+    runMs: Math.round((exitedAtMs - startedAtMs) * 1000) / 1000,
+    exitCode: code,
+  };
+  process.stdout.write(`${PROCESS_CLOCK_PREFIX} ${JSON.stringify(clock)}\n`);
+  process.exit(code);
+}
 
 export interface JobContext {
   template: string;
@@ -72,12 +105,13 @@ export async function runSimulatedJob(
   body: (ctx: JobContext, values: Record<string, string | undefined>) => Promise<void>,
 ): Promise<void> {
   const started = Date.now();
+  const bodyStartedAtMs = performance.timeOrigin + performance.now();
   const seconds = Number(process.env.QWENOPS_SIM_JOB_SECONDS ?? '3');
   const durationMs = Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 3000;
   const log = (message: string) => process.stdout.write(`${new Date().toISOString()} ${message}\n`);
   process.on('SIGTERM', () => {
     log(`${template}: SIGTERM received, stopping`);
-    process.exit(143);
+    exitWithClock(template, bodyStartedAtMs, 143);
   });
   log(
     `SIMULATION: qwenops simulated ${template} job (no GPU work is done; results carry simulated=true); attempt ${process.env.QWENOPS_JOB_ATTEMPT ?? '1'}`,
@@ -112,11 +146,13 @@ export async function runSimulatedJob(
     };
     await body(ctx, values as Record<string, string | undefined>);
     log(`${template}: done in ${ctx.elapsedSeconds().toFixed(1)}s`);
-    process.exit(0);
+    exitWithClock(template, bodyStartedAtMs, 0);
   } catch (err) {
     const message = (err as Error).message;
     process.stderr.write(`ERROR: ${template} failed: ${message}\n`);
-    process.exit(
+    exitWithClock(
+      template,
+      bodyStartedAtMs,
       err instanceof JobInputError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1,
     );
   }

@@ -1,0 +1,477 @@
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { KnowledgeActivities } from '../../activities/knowledge.js';
+import type { LoadTestActivities } from '../../activities/loadtest.js';
+import type { CanaryReleaseSpecInput } from '../../src/domain/canary.js';
+import type { DecisionGate } from '../../src/domain/control.js';
+import { emptyCounters, type ReindexCounters, type ReindexPlan } from '../../src/domain/knowledge.js';
+import type { PromotionSpecInput } from '../../src/domain/promotion-spec.js';
+import {
+  abortUpdate,
+  approveSignal,
+  approveUpdate,
+  pauseUpdate,
+  rejectUpdate,
+  resumeUpdate,
+  setTrafficStepUpdate,
+  TASK_QUEUES,
+} from '../../workflows/definitions.js';
+import { canaryRelease, loadTest, promoteModel, reindexKnowledgeBase } from '../../workflows/index.js';
+import { FakeActivities, forwardingActivities } from './fake-activities.js';
+import { waitForStatus } from './pipeline-status.js';
+
+// The paths whose histories are kept as golden histories (test/fixtures/histories/): one
+// scenario per workflow and ending, each run to its end on a Temporal server with scripted
+// activities (no cluster, no model, no database). scripts/record-histories.ts records them
+// on the dev server; the replay tier (test/replay/) replays the recorded files against the
+// current workflow code, and runs a few of them live to replay the client's history objects.
+//
+// A workflow that gains a path gains a scenario here; its history is recorded with
+// `npx tsx scripts/record-histories.ts --only <name>` and committed next to the old ones.
+
+export type WorkflowName = 'promoteModel' | 'canaryRelease' | 'reindexKnowledgeBase' | 'loadTest';
+
+export interface ScenarioContext {
+  client: Client;
+  /** Makes `fake` answer every promotion/serving activity from now on. */
+  use(fake: FakeActivities): FakeActivities;
+  /** Workflow id for this scenario (unique per recording). */
+  workflowId: string;
+}
+
+export interface Scenario {
+  /** File stem of the golden history: "<workflow>.<ending>". */
+  name: string;
+  workflowType: WorkflowName;
+  /** How the run ends, in words (the manifest says it). */
+  ending: string;
+  /** Starts the workflow, drives it to its end, returns its handle (first run). */
+  run(ctx: ScenarioContext): Promise<WorkflowHandleWithFirstExecutionRunId>;
+}
+
+const promotionSpec = (overrides: Partial<PromotionSpecInput> = {}): PromotionSpecInput => ({
+  model: 'qwen/Qwen-7B-Chat',
+  requestedBy: 'golden-history',
+  ...overrides,
+});
+const noApprovals = { approvals: { beforeCanary: false, beforePromote: false } };
+
+const canarySpec = (overrides: Partial<CanaryReleaseSpecInput> = {}): CanaryReleaseSpecInput => ({
+  serving: { namespace: 'llm-prod', name: 'qwen-7b-chat' },
+  storageUri: 's3://models/qwen/Qwen-7B-Chat/v2/awq',
+  requestedBy: 'golden-history',
+  ...overrides,
+});
+
+async function startPromotion(ctx: ScenarioContext, spec: unknown, fake = new FakeActivities()) {
+  ctx.use(fake);
+  return ctx.client.workflow.start(promoteModel, {
+    args: [spec],
+    taskQueue: TASK_QUEUES.default,
+    workflowId: ctx.workflowId,
+  });
+}
+
+async function atGate(handle: WorkflowHandle, gate: DecisionGate): Promise<void> {
+  await waitForStatus(handle, (s) => s.pendingDecision?.gate === gate, `the ${gate} gate`);
+}
+
+async function approveAt(handle: WorkflowHandle, gate: DecisionGate): Promise<void> {
+  await atGate(handle, gate);
+  await handle.executeUpdate(approveUpdate, { args: [{ gate, by: 'golden' }] });
+}
+
+/** Waits for the end of the run (any ending: the history is what counts). */
+async function settle<H extends WorkflowHandle>(handle: H): Promise<H> {
+  await handle.result().catch(() => undefined);
+  return handle;
+}
+
+/** Sources in the scripted knowledge base. */
+export const FAKE_KNOWLEDGE_SOURCES = 5;
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'promote-model.promoted',
+    workflowType: 'promoteModel',
+    ending: 'promoted, both approval gates passed by update',
+    async run(ctx) {
+      const handle = await startPromotion(ctx, promotionSpec());
+      await approveAt(handle, 'before-canary');
+      await approveAt(handle, 'before-promote');
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.promoted-by-signal',
+    workflowType: 'promoteModel',
+    ending: 'promoted, both approval gates passed by signal (the Temporal UI path)',
+    async run(ctx) {
+      const handle = await startPromotion(ctx, promotionSpec());
+      for (const gate of ['before-canary', 'before-promote'] as const) {
+        await atGate(handle, gate);
+        await handle.signal(approveSignal, { gate, by: 'golden' });
+      }
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.rolled-back-on-analysis',
+    workflowType: 'promoteModel',
+    ending: 'rolled back: the canary analysis failed at 25 %',
+    async run(ctx) {
+      const fake = new FakeActivities({ verdicts: ['pass', 'fail'] });
+      return settle(await startPromotion(ctx, promotionSpec(noApprovals), fake));
+    },
+  },
+  {
+    name: 'promote-model.aborted',
+    workflowType: 'promoteModel',
+    ending: 'aborted by update at the before-promote gate (canary at 100 %), compensated',
+    async run(ctx) {
+      const handle = await startPromotion(
+        ctx,
+        promotionSpec({ approvals: { beforeCanary: false, beforePromote: true } }),
+      );
+      await atGate(handle, 'before-promote');
+      await handle.executeUpdate(abortUpdate, { args: [{ by: 'golden', reason: 'golden history' }] });
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.rejected',
+    workflowType: 'promoteModel',
+    ending: 'rejected by update at the before-canary gate',
+    async run(ctx) {
+      const handle = await startPromotion(ctx, promotionSpec());
+      await atGate(handle, 'before-canary');
+      await handle.executeUpdate(rejectUpdate, {
+        args: [{ gate: 'before-canary', by: 'golden', comment: 'not this week' }],
+      });
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.approval-timed-out',
+    workflowType: 'promoteModel',
+    ending: 'the before-canary gate timed out (1 s), compensated',
+    async run(ctx) {
+      return settle(
+        await startPromotion(
+          ctx,
+          promotionSpec({ approvals: { beforeCanary: true, beforePromote: true, timeoutSeconds: 1 } }),
+        ),
+      );
+    },
+  },
+  {
+    name: 'promote-model.inconclusive-then-approved',
+    workflowType: 'promoteModel',
+    ending: 'an inconclusive canary analysis at 10 %, approved by a human, then promoted',
+    async run(ctx) {
+      const fake = new FakeActivities({ verdicts: ['inconclusive'] });
+      const handle = await startPromotion(ctx, promotionSpec(noApprovals), fake);
+      await approveAt(handle, 'inconclusive-analysis');
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.quality-gate-inconclusive-approved',
+    workflowType: 'promoteModel',
+    ending: 'an inconclusive quality gate, approved by a human, then promoted',
+    async run(ctx) {
+      const fake = new FakeActivities({ qualityInterval: [0.6, -0.4, 1.6] });
+      const handle = await startPromotion(ctx, promotionSpec(noApprovals), fake);
+      await approveAt(handle, 'inconclusive-quality-gate');
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.quality-gate-failed',
+    workflowType: 'promoteModel',
+    ending: 'the quality gate failed (2.5 % drop), compensated',
+    async run(ctx) {
+      const fake = new FakeActivities({ qualityDropPct: 2.5 });
+      return settle(await startPromotion(ctx, promotionSpec(noApprovals), fake));
+    },
+  },
+  {
+    name: 'promote-model.paused-resumed-step-jump',
+    workflowType: 'promoteModel',
+    ending: 'paused during the 10 % step, told to jump to 50 %, resumed, promoted',
+    async run(ctx) {
+      const fake = new FakeActivities({ block: ['shiftCanaryTraffic:10'] });
+      const handle = await startPromotion(ctx, promotionSpec(noApprovals), fake);
+      await fake.callStarted('shiftCanaryTraffic:10');
+      await handle.executeUpdate(pauseUpdate, { args: [{ by: 'golden' }] });
+      await handle.executeUpdate(setTrafficStepUpdate, { args: [{ percent: 50, by: 'golden' }] });
+      fake.releaseCall('shiftCanaryTraffic:10');
+      await waitForStatus(handle, (s) => s.paused && s.analyses >= 1, 'the pause before the next step');
+      await handle.executeUpdate(resumeUpdate, { args: [{ by: 'golden' }] });
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.cancelled',
+    workflowType: 'promoteModel',
+    ending: 'cancelled from the client at the before-promote gate, compensated',
+    async run(ctx) {
+      const handle = await startPromotion(
+        ctx,
+        promotionSpec({ approvals: { beforeCanary: false, beforePromote: true } }),
+      );
+      await atGate(handle, 'before-promote');
+      await handle.cancel();
+      return settle(handle);
+    },
+  },
+  {
+    name: 'promote-model.bad-input',
+    workflowType: 'promoteModel',
+    ending: 'refused at start: InvalidInput naming the bad fields',
+    async run(ctx) {
+      return settle(
+        await startPromotion(ctx, { model: 'not a model', quantization: { bits: 3 }, surprise: true }),
+      );
+    },
+  },
+  {
+    name: 'canary-release.promoted',
+    workflowType: 'canaryRelease',
+    ending: 'promoted, unattended',
+    async run(ctx) {
+      ctx.use(new FakeActivities());
+      const handle = await ctx.client.workflow.start(canaryRelease, {
+        args: [canarySpec()],
+        taskQueue: TASK_QUEUES.default,
+        workflowId: ctx.workflowId,
+      });
+      return settle(handle);
+    },
+  },
+  {
+    name: 'canary-release.rolled-back',
+    workflowType: 'canaryRelease',
+    ending: 'rolled back: the canary analysis failed at 25 %',
+    async run(ctx) {
+      ctx.use(new FakeActivities({ verdicts: ['pass', 'fail'] }));
+      const handle = await ctx.client.workflow.start(canaryRelease, {
+        args: [canarySpec()],
+        taskQueue: TASK_QUEUES.default,
+        workflowId: ctx.workflowId,
+      });
+      return settle(handle);
+    },
+  },
+  ...(['full', 'incremental'] as const).map(
+    (mode): Scenario => ({
+      name: `reindex-knowledge-base.${mode}`,
+      workflowType: 'reindexKnowledgeBase',
+      ending: `${mode} re-index of ${FAKE_KNOWLEDGE_SOURCES} sources, continued as new after each batch`,
+      async run(ctx) {
+        const handle = await ctx.client.workflow.start(reindexKnowledgeBase, {
+          args: [
+            {
+              request: {
+                source: { kind: 'directory', path: '/srv/knowledge' },
+                mode,
+                batch: { sourcesPerActivity: 2, sourcesPerCommit: 1, batchesPerRun: 1 },
+                requestedBy: 'golden-history',
+              },
+            },
+          ],
+          taskQueue: TASK_QUEUES.default,
+          workflowId: ctx.workflowId,
+        });
+        return settle(handle);
+      },
+    }),
+  ),
+  ...([true, false] as const).map(
+    (passed): Scenario => ({
+      name: `load-test.${passed ? 'passed' : 'slo-missed'}`,
+      workflowType: 'loadTest',
+      ending: passed ? 'every SLO met' : 'an SLO missed: LoadTestSloMissed',
+      async run(ctx) {
+        const handle = await ctx.client.workflow.start(loadTest, {
+          args: [
+            {
+              request: {
+                url: 'http://127.0.0.1:8000',
+                mode: 'closed',
+                concurrency: 2,
+                maxRequests: 20,
+                maxTokens: 8,
+                slo: passed ? { p99E2eMs: 10_000 } : { p99E2eMs: 1 },
+              },
+            },
+          ],
+          taskQueue: TASK_QUEUES.default,
+          workflowId: ctx.workflowId,
+        });
+        return settle(handle);
+      },
+    }),
+  ),
+];
+
+// ---- scripted knowledge and load-test activities --------------------------------------
+
+const counters = (over: Partial<ReindexCounters>): ReindexCounters => ({ ...emptyCounters(), ...over });
+
+/** A knowledge base of FAKE_KNOWLEDGE_SOURCES sources, each one chunk, that always indexes cleanly. */
+export function fakeKnowledgeActivities(): KnowledgeActivities {
+  const planFor = (mode: 'full' | 'incremental', runId: string, table: string): ReindexPlan => ({
+    runId,
+    table,
+    mode,
+    target: mode === 'full' ? 'shadow' : 'live',
+    generation: 'g2',
+    fingerprint: 'f1',
+    embeddingModel: 'lexical',
+    embedderLabel: 'lexical (fake)',
+    sourceDescription: 'directory /srv/knowledge',
+    sourcesListed: FAKE_KNOWLEDGE_SOURCES,
+    rowsBefore: mode === 'full' ? 0 : FAKE_KNOWLEDGE_SOURCES,
+    pgvectorVersion: '0.8.0',
+    embeddedDatabase: true,
+  });
+  return {
+    beginKnowledgeReindex: async (input) =>
+      planFor(
+        input.request.mode === 'full' ? 'full' : 'incremental',
+        input.runId,
+        input.request.table ?? 'qwen_knowledge',
+      ),
+    indexKnowledgeSourceBatch: async (input) => {
+      const per = input.request.batch?.sourcesPerActivity ?? 200;
+      const next = Math.min(input.position + per, input.plan.sourcesListed);
+      const n = next - input.position;
+      return {
+        nextPosition: next,
+        done: next >= input.plan.sourcesListed,
+        counters: counters({ documents: n, documentsChanged: n, chunksAdded: n, embeddingCalls: 1 }),
+        failures: [],
+        chunksInBatch: n,
+      };
+    },
+    removeDeletedKnowledgeSources: async () => counters({ documentsRemoved: 1, chunksRemoved: 1 }),
+    buildKnowledgeVectorIndex: async () => ({
+      ms: 12,
+      maintenanceWorkMemMb: 64,
+      rows: FAKE_KNOWLEDGE_SOURCES,
+    }),
+    verifyKnowledgeShadow: async (input) => ({
+      rows: input.expectedRows,
+      expectedRows: input.expectedRows,
+      recallAt10: 1,
+      minRecallAt10: 0.95,
+      probes: 5,
+      duplicates: 0,
+      passed: true,
+    }),
+    swapKnowledgeGeneration: async () => ({ attempts: 1, replacedPrevious: false }),
+    finishKnowledgeReindex: async () => ({ rowsAfter: FAKE_KNOWLEDGE_SOURCES }),
+    abortKnowledgeReindex: async () => undefined,
+  } as KnowledgeActivities;
+}
+
+type EndpointLoadTestResult = Awaited<ReturnType<LoadTestActivities['runEndpointLoadTest']>>;
+
+/** A load test that measures p99 E2E 120 ms and judges it against the request's p99E2eMs. */
+export function fakeLoadTestActivities(): Pick<LoadTestActivities, 'runEndpointLoadTest'> {
+  return {
+    runEndpointLoadTest: async (input): Promise<EndpointLoadTestResult> => {
+      const limit = (input.request.slo as { p99E2eMs?: number } | undefined)?.p99E2eMs ?? 10_000;
+      const met = 120 <= limit;
+      const prefix = `file:///store/${input.reportPrefix}`;
+      return {
+        passed: met,
+        reasons: met ? [] : [`p99 E2E 120 ms misses SLO <= ${limit} ms`],
+        summary: { requests: 20, ok: 20, errorRatePct: 0, p99E2eMs: 120 },
+        reportUri: `${prefix}/report.html`,
+        reportJsonUri: `${prefix}/report.json`,
+        reportHtmlUri: `${prefix}/report.html`,
+        description: '20 requests, closed loop, concurrency 2 (scripted)',
+        slo: [
+          {
+            key: 'p99E2eMs',
+            label: 'p99 E2E',
+            comparator: '<=',
+            threshold: limit,
+            observed: 120,
+            met,
+            message: met
+              ? `p99 E2E 120 ms meets SLO <= ${limit} ms`
+              : `p99 E2E 120 ms misses SLO <= ${limit} ms`,
+          },
+        ],
+        warnings: [],
+      };
+    },
+  };
+}
+
+// ---- workers and recording ------------------------------------------------------------
+
+/**
+ * Workers on every task queue for the scenarios: the workflow bundle and spec resolution on
+ * the default queue, scripted activities everywhere else.
+ */
+export async function startScenarioWorkers(
+  env: TestWorkflowEnvironment,
+  bundle: WorkflowBundleWithSourceMap,
+  current: () => FakeActivities,
+): Promise<{ stop(): Promise<void> }> {
+  const { promotion, serving } = forwardingActivities(current);
+  const connection = env.nativeConnection;
+  const workers = await Promise.all([
+    Worker.create({
+      connection,
+      taskQueue: TASK_QUEUES.default,
+      workflowBundle: bundle,
+      activities: promotion,
+    }),
+    Worker.create({ connection, taskQueue: TASK_QUEUES.gpuJobs, activities: promotion }),
+    Worker.create({
+      connection,
+      taskQueue: TASK_QUEUES.cluster,
+      activities: { ...serving, ...fakeLoadTestActivities() },
+    }),
+    Worker.create({ connection, taskQueue: TASK_QUEUES.knowledge, activities: fakeKnowledgeActivities() }),
+  ]);
+  const running = workers.map((w) => w.run());
+  return {
+    async stop() {
+      for (const w of workers) w.shutdown();
+      await Promise.all(running);
+    },
+  };
+}
+
+export interface RecordedRun {
+  workflowId: string;
+  runId: string;
+  history: temporal.api.history.v1.IHistory;
+}
+
+/** Every run of a workflow execution chain, first to last (following continue-as-new). */
+export async function fetchRunChain(
+  client: Client,
+  handle: WorkflowHandleWithFirstExecutionRunId,
+): Promise<RecordedRun[]> {
+  const runs: RecordedRun[] = [];
+  let runId: string | undefined = handle.firstExecutionRunId;
+  while (runId) {
+    const history: temporal.api.history.v1.IHistory = await client.workflow
+      .getHandle(handle.workflowId, runId)
+      .fetchHistory();
+    runs.push({ workflowId: handle.workflowId, runId, history });
+    const last: temporal.api.history.v1.IHistoryEvent | undefined =
+      history.events?.[history.events.length - 1];
+    runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+  }
+  return runs;
+}
