@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { AuditLog } from '../src/audit/audit-log.js';
+import { artifactKeys } from '../src/domain/artifact-layout.js';
 import { evaluationResultSchema, quantizeResultSchema } from '../src/domain/job-results.js';
 import { dnsName } from '../src/domain/names.js';
-import { artifactKeys } from '../src/domain/promotion-spec.js';
 import type { ModelHub } from '../src/hub/port.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { GpuJobOutcome, GpuJobService } from '../src/services/gpu-jobs.js';

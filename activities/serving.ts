@@ -2,7 +2,7 @@ import type { CanaryAnalyzer } from '../src/analysis/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import { CatalogedError } from '../src/domain/failures.js';
 import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
-import type { ServingService } from '../src/services/serving.js';
+import type { ServingService } from '../src/services/serving-rollout.js';
 import type { LoadTestOutcome, ServingActivities } from './contracts.js';
 import { type ActivityHooks, heartbeating, mapped } from './support.js';
 

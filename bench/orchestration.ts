@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { startPromotion } from '../src/cli/pipelines.js';
+import { startPromotion } from '../src/cli/pipeline-client.js';
 import { PROCESS_CLOCK_PREFIX, type ProcessClock } from '../src/cluster/sandbox/simulated-jobs/common.js';
 import { parsePromotionSpec } from '../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../src/domain/status.js';

@@ -1,11 +1,11 @@
 import { pathToFileURL } from 'node:url';
-import { startPromotion } from '../src/cli/pipelines.js';
+import { startPromotion } from '../src/cli/pipeline-client.js';
 import type { ServiceView } from '../src/cluster/sandbox/api.js';
 import { readTokenFile } from '../src/cluster/sandbox/auth.js';
 import { SandboxClusterBackend } from '../src/cluster/sandbox/backend.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import { parsePromotionSpec } from '../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../src/domain/serving.js';
+import { buildRevisionSpec } from '../src/domain/serving-revision.js';
 import {
   publishModelDirectory,
   TINY_MODEL_ID,

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { createKnowledgeActivities } from '../activities/knowledge.js';
 import { createLoadTestActivities } from '../activities/loadtest.js';
-import { createLoadTestActivitiesFor } from '../activities/loadtest-adapter.js';
 import { createPromotionActivities } from '../activities/promotion.js';
+import { createPromotionLoadTest } from '../activities/promotion-load-test.js';
 import { createServingActivities } from '../activities/serving.js';
 import { specActivities } from '../activities/spec.js';
 import { createCanaryAnalyzer } from '../src/analysis/index.js';
@@ -14,7 +14,7 @@ import { composeKnowledge } from '../src/knowledge/compose.js';
 import type { Logger } from '../src/observability/logger.js';
 import { GpuJobService, jobStoreAccess } from '../src/services/gpu-jobs.js';
 import { PromotionReportService } from '../src/services/promotion-report.js';
-import { ServingService } from '../src/services/serving.js';
+import { ServingService } from '../src/services/serving-rollout.js';
 import { createArtifactStore } from '../src/storage/index.js';
 import type { TASK_QUEUES } from '../workflows/definitions.js';
 
@@ -58,7 +58,7 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
   const servingActivities = createServingActivities({
     serving,
     analyzer,
-    loadTest: createLoadTestActivitiesFor({ store, logger }),
+    loadTest: createPromotionLoadTest({ store, logger }),
   });
 
   // The knowledge base's adapters (pgvector store, sources, embedder): the database pool

@@ -11,7 +11,7 @@ import {
 import type { LoadTestOutcome } from '../activities/contracts.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import { parseCanaryReleaseSpec } from '../src/domain/canary.js';
-import { buildRevisionSpec, servingRef } from '../src/domain/serving.js';
+import { buildRevisionSpec, servingRef } from '../src/domain/serving-revision.js';
 import { CANARY_STAGES, type PipelineStatus } from '../src/domain/status.js';
 import { promotionActivities, servingActivities, stageTimeouts } from './activity-options.js';
 import { PipelineControl } from './control.js';

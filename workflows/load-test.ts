@@ -4,12 +4,12 @@
 
 import { ApplicationFailure, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import type { EndpointLoadTestResult } from '../activities/loadtest.js';
+import { artifactKeys } from '../src/domain/artifact-layout.js';
 import {
   type LoadTestRequest,
   type LoadTestRequestInput,
   parseLoadTestRequest,
 } from '../src/domain/load-test.js';
-import { artifactKeys } from '../src/domain/promotion-spec.js';
 import { loadTestActivities } from './activity-options.js';
 import { FAILURE_TYPES } from './definitions.js';
 import { resolveSpecOnce } from './resolve-spec.js';

@@ -14,7 +14,7 @@ import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results
 import { stageObjectName } from '../src/domain/names.js';
 import { type PromotionSpec, parsePromotionSpec, requiredEvalSamples } from '../src/domain/promotion-spec.js';
 import { evaluateQualityGates } from '../src/domain/quality-gates.js';
-import { buildRevisionSpec, promotionLabels, servingRef } from '../src/domain/serving.js';
+import { buildRevisionSpec, promotionLabels, servingRef } from '../src/domain/serving-revision.js';
 import { type PipelineStatus, PROMOTION_STAGES } from '../src/domain/status.js';
 import { formatBytes } from '../src/domain/units.js';
 import {

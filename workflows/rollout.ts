@@ -15,7 +15,7 @@ import type { LoadTestOutcome } from '../activities/contracts.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import { canaryProgressPercent, decideAfterAnalysis } from '../src/domain/canary.js';
 import type { ApprovalPolicy, CanaryPlan, LoadTestProfile } from '../src/domain/promotion-spec.js';
-import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/domain/serving.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/domain/serving-revision.js';
 import type { ServingActivityProxies } from './activity-options.js';
 import { approvalGate, type PipelineControl } from './control.js';
 import { FAILURE_TYPES } from './definitions.js';

@@ -74,7 +74,7 @@ export interface ClusterJobs {
 }
 
 // What a served model looks like is domain vocabulary (workflows read it too): it lives in
-// src/domain/serving.ts and is re-exported here for the adapters.
+// src/domain/serving-revision.ts and is re-exported here for the adapters.
 export type {
   DeploymentMode,
   ServingCondition,
@@ -82,9 +82,9 @@ export type {
   ServingRevisionSpec,
   ServingStatus,
   TrafficTarget,
-} from '../domain/serving.js';
+} from '../domain/serving-revision.js';
 
-import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../domain/serving.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../domain/serving-revision.js';
 
 /** The rollout lease of a service (a coordination.k8s.io Lease on Kubernetes). */
 export interface ServiceLease {

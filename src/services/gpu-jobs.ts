@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { ClusterJobs, GpuJobSpec, JobStatus, JobTemplateName, SecretEnvRef } from '../cluster/port.js';
 import type { QwenopsConfig } from '../config/config.js';
-import { artifactKeys } from '../domain/promotion-spec.js';
+import { artifactKeys } from '../domain/artifact-layout.js';
 import type { ArtifactStore } from '../storage/port.js';
 
 // Runs one GPU Job to completion and returns the result it wrote: create (or adopt the

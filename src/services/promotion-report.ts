@@ -1,6 +1,6 @@
 import { type AnalysisResult, formatStatistics } from '../domain/analysis.js';
+import { artifactKeys } from '../domain/artifact-layout.js';
 import type { EvaluationResult, QuantizeResult } from '../domain/job-results.js';
-import { artifactKeys } from '../domain/promotion-spec.js';
 import type { PipelineStatus, StageRecord } from '../domain/status.js';
 import {
   buildPromotionComparison,

@@ -2,7 +2,11 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { StoreAuditLog } from '../../audit/audit-log.js';
 import { createClusterBackend } from '../../cluster/index.js';
 import type { ServingRef } from '../../cluster/port.js';
-import { type BreakLeaseResult, type ServiceLeaseView, ServingService } from '../../services/serving.js';
+import {
+  type BreakLeaseResult,
+  type ServiceLeaseView,
+  ServingService,
+} from '../../services/serving-rollout.js';
 import { createArtifactStore } from '../../storage/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';

@@ -28,7 +28,7 @@ import { createArtifactStore } from '../../storage/index.js';
 import { createDataConverter } from '../../temporal/data-converter.js';
 import type { CliContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
-import { pendingActivities } from '../pipelines.js';
+import { pendingActivities } from '../pipeline-client.js';
 import type { CommandGroup } from './index.js';
 
 // `qwenops loadtest`: load an OpenAI-compatible endpoint from this machine (or, with

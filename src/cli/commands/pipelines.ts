@@ -27,7 +27,7 @@ import {
   pendingActivities,
   startCanaryRelease,
   startPromotion,
-} from '../pipelines.js';
+} from '../pipeline-client.js';
 import { renderStatus } from '../render.js';
 import { applySets, readSpecFile } from '../spec-input.js';
 import type { CommandGroup } from './index.js';

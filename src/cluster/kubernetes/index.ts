@@ -20,7 +20,7 @@ import { createKubeClients, DEFAULT_RETRY, type RetryPolicy } from './client.js'
 import { DEFAULT_PREDICTOR_OPTIONS, type PredictorOptions } from './inference-service.js';
 import { type JobTemplates, loadJobTemplates } from './job-manifest.js';
 import { KubernetesJobs } from './jobs.js';
-import { KubernetesServing } from './serving.js';
+import { KubernetesServing } from './kserve-serving.js';
 import { newWatchStats, type WatchStats } from './watch.js';
 
 // The Kubernetes + KServe ClusterBackend: GPU Jobs (batch/v1) and InferenceServices

@@ -9,7 +9,7 @@ import type { KubernetesBackend } from '../../../src/cluster/kubernetes/index.js
 import { rolloutLeaseName } from '../../../src/cluster/kubernetes/rollout-lease.js';
 import type { ServingRef } from '../../../src/cluster/port.js';
 import { nodeEntrypoint } from '../../../src/runtime/entrypoints.js';
-import { ServingLeaseLostError, ServingService } from '../../../src/services/serving.js';
+import { ServingLeaseLostError, ServingService } from '../../../src/services/serving-rollout.js';
 import { FsArtifactStore } from '../../../src/storage/fs.js';
 import { type K8sTestEnvironment, SERVING_NAMESPACE, startK8sEnvironment } from './environment.js';
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubernetesBackend } from '../../../src/cluster/kubernetes/index.js';
 import type { GpuJobSpec } from '../../../src/cluster/port.js';
 import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../../../src/domain/serving.js';
+import { buildRevisionSpec } from '../../../src/domain/serving-revision.js';
 import { readYamlDocuments } from '../../support/kube.js';
 import { FakeKServeController, JobControllerActions } from '../../support/kube-controllers.js';
 import {

@@ -14,7 +14,7 @@ import {
   type ServingRevisionSpec,
 } from '../../../src/cluster/port.js';
 import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec, promotionLabels } from '../../../src/domain/serving.js';
+import { buildRevisionSpec, promotionLabels } from '../../../src/domain/serving-revision.js';
 import { FakeKServeController } from '../../support/kube-controllers.js';
 import { type K8sTestEnvironment, SERVING_NAMESPACE, startK8sEnvironment } from './environment.js';
 

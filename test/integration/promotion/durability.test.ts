@@ -1,6 +1,6 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPromotion } from '../../../src/cli/pipelines.js';
+import { startPromotion } from '../../../src/cli/pipeline-client.js';
 import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
 import type { PipelineStatus } from '../../../src/domain/status.js';
 import { nodeEntrypoint } from '../../../src/runtime/entrypoints.js';

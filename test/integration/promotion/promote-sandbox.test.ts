@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejudgeAnalyses } from '../../../src/analysis/rejudge.js';
 import { readAuditRecords } from '../../../src/audit/audit-log.js';
 import { analysesFromHistory } from '../../../src/cli/analysis-history.js';
-import { promotionWorkflowId, startPromotion } from '../../../src/cli/pipelines.js';
+import { promotionWorkflowId, startPromotion } from '../../../src/cli/pipeline-client.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
 import { abortUpdate, statusQuery } from '../../../workflows/definitions.js';
 import {

@@ -1,6 +1,6 @@
 import { msToTs } from '@temporalio/common/lib/time.js';
 import { describe, expect, it } from 'vitest';
-import { describePendingActivity } from '../../../src/cli/pipelines.js';
+import { describePendingActivity } from '../../../src/cli/pipeline-client.js';
 
 describe('describePendingActivity', () => {
   it('shows progress of a first attempt', () => {

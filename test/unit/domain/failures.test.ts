@@ -21,7 +21,7 @@ import {
 } from '../../../src/knowledge/store/pgvector-store.js';
 import { LoadTargetError } from '../../../src/loadtest/endpoint.js';
 import { GpuJobFailedError } from '../../../src/services/gpu-jobs.js';
-import { ServingLeaseLostError } from '../../../src/services/serving.js';
+import { ServingLeaseLostError } from '../../../src/services/serving-rollout.js';
 import { StorageError } from '../../../src/storage/port.js';
 import { NON_RETRYABLE } from '../../../workflows/activity-options.js';
 import { FAILURE_TYPES } from '../../../workflows/definitions.js';

@@ -10,7 +10,7 @@ import {
 } from '../../../src/cluster/kubernetes/inference-service.js';
 import type { DeploymentMode, ServingRevisionSpec } from '../../../src/cluster/port.js';
 import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../../../src/domain/serving.js';
+import { buildRevisionSpec } from '../../../src/domain/serving-revision.js';
 
 // The canary strategies are pure edits of an InferenceService: each test applies them to an
 // object the way serving.ts does after a read, with no apiserver.

@@ -8,8 +8,9 @@ import {
   predictorDigest,
 } from '../../../src/cluster/kubernetes/inference-service.js';
 import { ClusterError } from '../../../src/cluster/port.js';
-import { artifactKeys, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../../../src/domain/serving.js';
+import { artifactKeys } from '../../../src/domain/artifact-layout.js';
+import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
+import { buildRevisionSpec } from '../../../src/domain/serving-revision.js';
 import { repoRoot } from '../../../src/runtime/entrypoints.js';
 import { readYamlDocuments } from '../../support/kube.js';
 

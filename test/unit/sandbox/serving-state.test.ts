@@ -14,7 +14,7 @@ import {
 } from '../../../src/cluster/sandbox/serving-state.js';
 import { faultOf, serviceStatus, trafficWeights } from '../../../src/cluster/sandbox/serving-status.js';
 import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../../../src/domain/serving.js';
+import { buildRevisionSpec } from '../../../src/domain/serving-revision.js';
 
 // The sandbox's revision bookkeeping without processes: each transition is applied to a
 // record, with what the processes would report given as observations.

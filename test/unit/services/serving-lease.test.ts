@@ -11,7 +11,7 @@ import type {
   ServingRef,
 } from '../../../src/cluster/port.js';
 import { leaseExpired } from '../../../src/domain/lease.js';
-import { ServingLeaseLostError, ServingService } from '../../../src/services/serving.js';
+import { ServingLeaseLostError, ServingService } from '../../../src/services/serving-rollout.js';
 import { FsArtifactStore } from '../../../src/storage/fs.js';
 
 // ServingService's lease logic (takeover audit, renewal, hold, break) over an in-memory

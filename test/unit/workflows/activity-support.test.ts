@@ -3,7 +3,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { heartbeating, toTemporalFailure } from '../../../activities/support.js';
 import { CatalogedError, OperationCancelledError } from '../../../src/domain/failures.js';
-import { ServingLeaseLostError } from '../../../src/services/serving.js';
+import { ServingLeaseLostError } from '../../../src/services/serving-rollout.js';
 
 // The one activity kit: heartbeats carry progress and a checkpoint that a retry resumes
 // from; errors reach Temporal through one map.

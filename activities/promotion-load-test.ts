@@ -1,5 +1,5 @@
+import { artifactKeys } from '../src/domain/artifact-layout.js';
 import { loadTestRequestFromProfile } from '../src/domain/load-test.js';
-import { artifactKeys } from '../src/domain/promotion-spec.js';
 import { runAndStoreLoadTest } from '../src/loadtest/run-and-store.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { ArtifactStore } from '../src/storage/port.js';
@@ -9,7 +9,7 @@ import type { ServingActivityDeps } from './serving.js';
 // against the service's traffic split; the full report (JSON + HTML) goes next to the
 // run's other artifacts and the stage keeps the headline figures and the SLO verdict.
 
-export function createLoadTestActivitiesFor(deps: {
+export function createPromotionLoadTest(deps: {
   store: ArtifactStore;
   logger: Logger;
 }): ServingActivityDeps['loadTest'] {
