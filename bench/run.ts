@@ -8,7 +8,14 @@ import { nodeEntrypoint } from '../src/runtime/entrypoints.js';
 // machine). Suites run one after another, each in a process of its own, so one suite's
 // memory high-water mark or leftover sockets never leak into another's figures.
 
-const SUITES = ['orchestration', 'loadgen', 'knowledge-ingest', 'serving-simulator', 'realmodel'] as const;
+const SUITES = [
+  'orchestration',
+  'loadgen',
+  'knowledge-ingest',
+  'serving-simulator',
+  'realmodel',
+  'judge',
+] as const;
 
 function runSuite(name: string): Promise<number | null> {
   const [cmd, ...args] = nodeEntrypoint(`bench/${name}`);

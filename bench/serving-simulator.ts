@@ -5,8 +5,8 @@ import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 import { TrafficProxy } from '../src/cluster/sandbox/traffic-proxy.js';
+import { SseParser } from '../src/llm/openai/sse.js';
 import type { SimulatorStats } from '../src/llm/simulator/server.js';
-import { SseParser } from '../src/llm/sse-parser.js';
 import { createLogger } from '../src/observability/logger.js';
 import { nodeEntrypoint } from '../src/runtime/entrypoints.js';
 

@@ -23,6 +23,22 @@ export interface LatencySummary {
   maxMs: number;
 }
 
+/** The summary of exact latency samples (nearest-rank percentiles); undefined when empty. */
+export function latencySummaryOf(values: readonly number[]): LatencySummary | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] as number;
+  return {
+    count: sorted.length,
+    meanMs: sorted.reduce((sum, v) => sum + v, 0) / sorted.length,
+    p50Ms: at(0.5),
+    p90Ms: at(0.9),
+    p95Ms: at(0.95),
+    p99Ms: at(0.99),
+    maxMs: sorted[sorted.length - 1] as number,
+  };
+}
+
 /** What one revision did during an analysis window. */
 export interface RevisionMeasurement {
   revision: string;

@@ -2,6 +2,7 @@ import { pipeline, Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, request } from 'undici';
 import { z } from 'zod';
+import { retryAfterMs } from '../domain/http.js';
 import {
   InputValidationError,
   modelIdProblem,
@@ -395,14 +396,6 @@ export function parseModelScopeListing(model: string, revision: string, body: un
   return files;
 }
 
-/** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unparsable. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
 /**
  * Wait before attempt `attempt + 1`: exponential backoff with jitter (half to full of
  * base * 2^(attempt-1)), never shorter than the server's Retry-After, capped at maxDelayMs.
@@ -416,7 +409,7 @@ export function retryDelayMs(
 ): number {
   const exponential = options.baseDelayMs * 2 ** Math.max(0, attempt - 1);
   const jittered = exponential * (0.5 + random() * 0.5);
-  const serverAsked = parseRetryAfter(retryAfter, now) ?? 0;
+  const serverAsked = retryAfterMs(retryAfter, now) ?? 0;
   return Math.round(Math.min(options.maxDelayMs, Math.max(jittered, serverAsked)));
 }
 

@@ -1,68 +1,21 @@
 import { type Dispatcher, request, errors as undiciErrors } from 'undici';
-import { SseParser } from './sse-parser.js';
+import { retryAfterSeconds } from '../domain/http.js';
+import { SseParser } from './openai/sse.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest, ModelInfo } from './openai/wire.js';
 
 // A small OpenAI-compatible client (chat, streaming chat, models) for `qwenops kb ask`
 // and simple probes. Errors are typed: LlmHttpError (the server answered with a non-2xx
 // status; carries status, Retry-After and a short body excerpt, and never crashes on an
 // HTML error page) and LlmConnectionError (no answer, or a stream cut before [DONE]).
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
-  content: string;
-}
-
-export interface ChatRequest {
-  model: string;
-  messages: ChatMessage[];
-  max_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-  seed?: number;
-  stop?: string | string[];
-  stream_options?: { include_usage?: boolean };
-  /** Anything else the server understands (vLLM extensions such as ignore_eos). */
-  [extra: string]: unknown;
-}
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export interface ChatCompletion {
-  id: string;
-  object: 'chat.completion';
-  created: number;
-  model: string;
-  choices: Array<{
-    index: number;
-    message: { role: string; content: string | null };
-    finish_reason: string | null;
-  }>;
-  usage?: Usage;
-}
-
-export interface ChatCompletionChunk {
-  id: string;
-  object: 'chat.completion.chunk';
-  created: number;
-  model: string;
-  choices: Array<{
-    index: number;
-    delta: { role?: string; content?: string | null };
-    finish_reason: string | null;
-  }>;
-  usage?: Usage | null;
-}
-
-export interface ModelInfo {
-  id: string;
-  object: 'model';
-  owned_by?: string;
-  max_model_len?: number;
-  [extra: string]: unknown;
-}
+export type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatMessage,
+  ChatRequest,
+  ModelInfo,
+  Usage,
+} from './openai/wire.js';
 
 export interface CallOptions {
   signal?: AbortSignal;
@@ -112,15 +65,6 @@ export class LlmConnectionError extends Error {
   ) {
     super(message, options);
   }
-}
-
-/** Seconds from a Retry-After header (delta-seconds or HTTP-date). */
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const raw = Array.isArray(value) ? value[0] : value;
-  if (raw === undefined || raw.trim() === '') return undefined;
-  if (/^\d+$/.test(raw.trim())) return Number(raw.trim());
-  const date = Date.parse(raw);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
 function oneLine(text: string): string {
@@ -289,7 +233,7 @@ export class OpenAiClient {
       data.statusCode,
       `${method} ${url} answered ${data.statusCode}: ${describeErrorBody(contentType, text)}`,
       url,
-      parseRetryAfter(data.headers['retry-after']),
+      retryAfterSeconds(data.headers['retry-after']),
       oneLine(text).slice(0, EXCERPT_CHARS),
     );
   }

@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
-import { SseDecoder } from './sse.js';
+import { retryAfterSeconds } from '../domain/http.js';
+import { SseDecoder } from '../llm/openai/sse.js';
+import type { ChunkDelta, Unchecked, Usage as WireUsage } from '../llm/openai/wire.js';
 
 // One chat completion, timed the way vLLM's serving benchmark times it, so numbers compare:
 //   TTFT  intended send -> first SSE chunk whose `choices` is non-empty (comments and the
@@ -141,22 +143,10 @@ export interface SendOptions {
   captureText: boolean;
 }
 
-interface Usage {
-  prompt_tokens?: unknown;
-  completion_tokens?: unknown;
-}
+type Usage = Unchecked<WireUsage>;
 
 function tokenCount(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined;
-}
-
-/** Seconds from a Retry-After header (delta-seconds or an HTTP date). */
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const raw = Array.isArray(value) ? value[0] : value;
-  if (raw === undefined || raw.trim() === '') return undefined;
-  if (/^\d+$/.test(raw.trim())) return Number(raw.trim());
-  const date = Date.parse(raw);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.round((date - now) / 1000));
 }
 
 function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string {
@@ -243,8 +233,9 @@ export function sendChatCompletion(
   });
 }
 
+/** A chat chunk's choice, or a text completion's (which carries `text` instead of a delta). */
 interface StreamChoice {
-  delta?: { content?: unknown; reasoning_content?: unknown; tool_calls?: unknown };
+  delta?: Unchecked<ChunkDelta>;
   text?: unknown;
   finish_reason?: unknown;
 }
@@ -488,7 +479,7 @@ class ChatExchange implements Dispatcher.DispatchHandler {
     const r = this.record;
     const status = r.status ?? 0;
     const finishedMs = this.now || performance.now();
-    if (status === 429 || status === 503) r.retryAfterSeconds = parseRetryAfter(this.retryAfter);
+    if (status === 429 || status === 503) r.retryAfterSeconds = retryAfterSeconds(this.retryAfter);
     if (status === 429) {
       const wait = r.retryAfterSeconds !== undefined ? `, Retry-After ${r.retryAfterSeconds}s` : '';
       this.fail('rate_limited', `HTTP 429 Too Many Requests${wait}: ${snippet(errorMessageOf(text))}`);

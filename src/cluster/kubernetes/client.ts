@@ -10,6 +10,7 @@ import {
   type Middleware as PromiseMiddleware,
   ServerConfiguration,
 } from '@kubernetes/client-node';
+import { retryAfterMs } from '../../domain/http.js';
 import { ClusterError } from '../port.js';
 import { apiStatus, isTransient, statusCode, toClusterError } from './errors.js';
 
@@ -91,12 +92,9 @@ export function abortError(signal: AbortSignal): ClusterError {
   return new ClusterError('Aborted', `wait aborted: ${reason}`, false);
 }
 
-function retryAfterMs(err: unknown): number | undefined {
+function retryAfterOf(err: unknown): number | undefined {
   const headers = (err as { headers?: Record<string, string> }).headers;
-  const value = headers?.['retry-after'];
-  if (!value) return undefined;
-  const seconds = Number(value);
-  return Number.isFinite(seconds) ? seconds * 1000 : undefined;
+  return retryAfterMs(headers?.['retry-after']);
 }
 
 /**
@@ -117,7 +115,7 @@ export async function callApi<T>(
       lastError = err;
       if (!isTransient(err) || attempt === policy.attempts) break;
       const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      const delay = Math.max(retryAfterMs(err) ?? 0, backoff / 2 + Math.random() * (backoff / 2));
+      const delay = Math.max(retryAfterOf(err) ?? 0, backoff / 2 + Math.random() * (backoff / 2));
       await sleep(Math.min(delay, policy.maxDelayMs), signal);
     }
   }

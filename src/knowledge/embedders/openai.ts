@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import { Agent, type Dispatcher, request } from 'undici';
-import { describeErrorBody, parseRetryAfter } from '../../llm/client.js';
+import { retryAfterSeconds } from '../../domain/http.js';
+import { describeErrorBody } from '../../llm/client.js';
 import type { Logger } from '../../observability/logger.js';
 import { BGE_M3_DIMENSIONS, BGE_M3_MAX_TOKENS, estimateTokens } from '../tokens.js';
 import {
@@ -184,7 +185,7 @@ export class OpenAiEmbedder implements Embedder {
         });
         status = response.statusCode;
         contentType = String(response.headers['content-type'] ?? '');
-        retryAfter = parseRetryAfter(response.headers['retry-after'] as string | string[] | undefined);
+        retryAfter = retryAfterSeconds(response.headers['retry-after'] as string | string[] | undefined);
         text = await response.body.text();
       } catch (err) {
         if (signal?.aborted) throw err;

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { lognormalAround, type Random, seededRandom, seedFromText } from '../../domain/random.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
+import { SSE_DONE, SseChunkWriter } from '../openai/chunk-writer.js';
+import { type FinishReason, usageOf } from '../openai/wire.js';
 import { FifoSlots } from './concurrency.js';
 import { LatencySamples, type LatencySummary } from './latency-stats.js';
 import { lexicalEmbedding } from './lexical-embedder.js';
@@ -26,7 +28,6 @@ import {
   openAiError,
   validateRequest,
 } from './requests.js';
-import { type FinishReason, SSE_DONE, SseChunkWriter, usageOf } from './sse.js';
 import { estimateTokens, PUNCTUATION_START, VOCABULARY, VOCABULARY_JSON, WORD_COUNT } from './vocabulary.js';
 
 // The serving simulator: an OpenAI-compatible server imitating vLLM for ONE revision,

@@ -4,6 +4,7 @@ import {
   formatStatistics,
   type LatencyMetricName,
   type LatencySummary,
+  latencySummaryOf,
   type RevisionMeasurement,
 } from '../../../src/domain/analysis.js';
 import {
@@ -38,17 +39,7 @@ function binned(values: number[]): LatencyDistribution {
 }
 
 function summaryOf(values: number[]): LatencySummary {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] as number;
-  return {
-    count: sorted.length,
-    meanMs: sorted.reduce((s, v) => s + v, 0) / sorted.length,
-    p50Ms: at(0.5),
-    p90Ms: at(0.9),
-    p95Ms: at(0.95),
-    p99Ms: at(0.99),
-    maxMs: sorted[sorted.length - 1] as number,
-  };
+  return latencySummaryOf(values) as LatencySummary;
 }
 
 interface RevisionOptions {

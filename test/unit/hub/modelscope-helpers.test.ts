@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { retryAfterMs as parseRetryAfter } from '../../../src/domain/http.js';
 import { InputValidationError } from '../../../src/domain/validation.js';
 import {
   checkModelAndRevision,
   modelScopeFileUrl,
   parseModelScopeListing,
-  parseRetryAfter,
   retryDelayMs,
 } from '../../../src/hub/modelscope.js';
 import { HubError } from '../../../src/hub/port.js';

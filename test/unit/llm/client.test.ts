@@ -1,12 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { retryAfterSeconds as parseRetryAfter } from '../../../src/domain/http.js';
 import {
   describeErrorBody,
   LlmConnectionError,
   LlmHttpError,
   OpenAiClient,
-  parseRetryAfter,
 } from '../../../src/llm/client.js';
 import { freePort } from '../../support/ports.js';
 import { startSimulator, type TestSimulator } from '../../support/simulator.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SseParser } from '../../../src/llm/sse-parser.js';
+import { SseParser } from '../../../src/llm/openai/sse.js';
 import { startSimulator, type TestSimulator } from '../../support/simulator.js';
 
 // vllm:inter_token_latency_seconds must hold the gaps the simulator actually left between

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputValidationError } from '../../../src/domain/validation.js';
+import { SseChunkWriter } from '../../../src/llm/openai/chunk-writer.js';
+import { SseParser } from '../../../src/llm/openai/sse.js';
+import { usageOf } from '../../../src/llm/openai/wire.js';
 import { VLLM_METRIC_NAMES } from '../../../src/llm/simulator/metrics.js';
 import { parseSimulatorOptions, simulatorOptionsFromEnv } from '../../../src/llm/simulator/options.js';
-import { SseChunkWriter, usageOf } from '../../../src/llm/simulator/sse.js';
-import { SseParser } from '../../../src/llm/sse-parser.js';
 import { startSimulator, type TestSimulator } from '../../support/simulator.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests inspect arbitrary JSON answers

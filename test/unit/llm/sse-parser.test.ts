@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SseParser } from '../../../src/llm/sse-parser.js';
+import { SseParser } from '../../../src/llm/openai/sse.js';
 
 function feedAll(parts: Array<string | Uint8Array>): string[] {
   const parser = new SseParser();

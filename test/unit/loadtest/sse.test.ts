@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SseDecoder } from '../../../src/loadtest/sse.js';
+import { SseDecoder } from '../../../src/llm/openai/sse.js';
 
 function decode(pieces: Uint8Array[]) {
   const data: string[] = [];

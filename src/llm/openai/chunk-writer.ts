@@ -1,21 +1,8 @@
 // Server-sent event chunks in the OpenAI streaming shape, built by concatenating
-// pre-escaped parts: a stream writes one per token, so this is the hot path.
+// pre-escaped parts: a stream writes one per token, so this is the hot path. The simulator
+// writes these; the client and the load generator read them through ./sse.ts.
 
-export type FinishReason = 'stop' | 'length' | 'abort';
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export function usageOf(promptTokens: number, completionTokens: number): Usage {
-  return {
-    prompt_tokens: promptTokens,
-    completion_tokens: completionTokens,
-    total_tokens: promptTokens + completionTokens,
-  };
-}
+import type { FinishReason, Usage } from './wire.js';
 
 export const SSE_DONE = 'data: [DONE]\n\n';
 
