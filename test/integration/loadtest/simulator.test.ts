@@ -70,8 +70,9 @@ describe('load generator against the serving simulator', () => {
     expect(e2e.p50Ms).toBeLessThan(500);
     expect(report.slo.passed).toBe(false);
     expect(report.slo.results[0]?.message).toMatch(/p99 E2E \d+(\.\d)? ms misses SLO <= 500 ms/);
-    // The stall is the server's: the client sent on time.
-    expect(report.results.latency.queue!.p99Ms).toBeLessThan(100);
+    // The stall is the server's: the client sent on time (its pacing lag far under the 1 s
+    // stall, with room for a busy host: 114 ms was seen beside two CPU hogs).
+    expect(report.results.latency.queue!.p99Ms).toBeLessThan(400);
   });
 
   it('counts a stalled client (busy event loop) as queue time and catches up on the schedule', async () => {
