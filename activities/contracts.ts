@@ -3,10 +3,10 @@
 // code or adapters into the workflow bundle.
 
 import type { CanaryAnalysisRequest } from '../src/analysis/port.js';
-import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/cluster/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/domain/serving-revision.js';
 import type { PromotionReportInput, ReportLoadTest } from '../src/services/promotion-report.js';
 
 export interface ResolveModelInput {
@@ -104,6 +104,8 @@ export interface ShiftTrafficInput extends ServingActionInput {
   revision: ServingRevisionSpec;
   percent: number;
   timeoutSeconds: number;
+  /** Start the canary with a baseline beside it (a fresh copy of stable, same weight). */
+  baseline?: boolean;
 }
 
 export interface ClaimResult {

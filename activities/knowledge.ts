@@ -11,6 +11,7 @@ import {
   type SourceFailure,
   type VerificationResult,
 } from '../src/domain/knowledge.js';
+import { objectKeySegment } from '../src/domain/names.js';
 import { parseInput } from '../src/domain/validation.js';
 import { type KnowledgeAdapters, type KnowledgeWiring, knowledgeAdapters } from '../src/knowledge/compose.js';
 import type { Logger } from '../src/observability/logger.js';
@@ -206,7 +207,7 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
         const rowsAfter = await indexerFor(request).finish(input.plan);
         let reportUri: string | undefined;
         if (deps.artifactStore) {
-          const key = `reports/knowledge/${input.plan.table}/${input.plan.runId.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`;
+          const key = `reports/knowledge/${input.plan.table}/${objectKeySegment(input.plan.runId)}.json`;
           await deps.artifactStore.putJson(key, { ...input.report, rowsAfter });
           reportUri = deps.artifactStore.uri(key);
         }

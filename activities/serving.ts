@@ -48,7 +48,12 @@ export function createServingActivities(deps: ServingActivityDeps): ServingActiv
           input.ref,
           input.revision,
           input.percent,
-          { workflowId: input.workflowId, actor: input.actor, timeoutSeconds: input.timeoutSeconds },
+          {
+            workflowId: input.workflowId,
+            actor: input.actor,
+            timeoutSeconds: input.timeoutSeconds,
+            baseline: input.baseline,
+          },
           hooks,
         ),
       ),
@@ -100,7 +105,10 @@ export function createServingActivities(deps: ServingActivityDeps): ServingActiv
             canaryPercent: input.canaryPercent,
             model: input.ref.name,
             canary: endpoints.canary,
-            stable: endpoints.stable,
+            // A baseline started with the canary is the fairer comparison: both cold, same load.
+            ...(endpoints.baseline
+              ? { stable: endpoints.baseline, comparison: 'baseline' as const }
+              : { stable: endpoints.stable }),
             windowSeconds: input.windowSeconds,
             minSamples: input.minSamples,
             probe: input.probe,

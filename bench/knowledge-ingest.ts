@@ -21,7 +21,7 @@ import { nodeEntrypoint } from '../src/runtime/entrypoints.js';
 // protocol, in its own process), every figure a ratio of things measured in this run:
 //   ingest_speedup_vs_row_insert   our rate to a searchable table (binary COPY into the
 //                                  shadow table + its HNSW index build + the swap that makes
-//                                  it live) / per-row INSERT into the seed's table with its
+//                                  it live) / per-row INSERT into a plain chunks table with its
 //                                  HNSW index: both sides end with the same indexed, live
 //                                  table. The baseline is timed on its first ROW_SAMPLE rows,
 //                                  the cheapest part for it (its graph is smallest then), so
@@ -228,7 +228,7 @@ export async function runKnowledgeBench(): Promise<Record<string, number>> {
       copier.release();
     }
 
-    // Baseline 2: the seed's table with its HNSW index, one INSERT per row.
+    // Baseline 2: a plain chunks table with its HNSW index, one INSERT per row.
     await pool.query(
       'CREATE TABLE bench_row_insert (id SERIAL PRIMARY KEY, content TEXT NOT NULL, source VARCHAR(255), embedding vector(1024)); ' +
         'CREATE INDEX ON bench_row_insert USING hnsw (embedding vector_cosine_ops)',

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Layering rules of DESIGN.md, enforced by `make lint`:
+// The layering rules, enforced by `make lint`:
 // - workflows/ import only @temporalio/workflow (and @temporalio/common), their own folder, src/domain, and
 //   activity types (type-only imports from activities/): the workflow sandbox must never
 //   pull I/O code in, not even by accident through a value import.

@@ -24,6 +24,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/
 import { repoRoot } from '../src/runtime/entrypoints.js';
 import { FakeActivities } from '../test/support/fake-activities.js';
 import {
+  exportHistoryJson,
   HISTORIES_DIR,
   type HistoryManifest,
   type ManifestEntry,
@@ -118,25 +119,7 @@ async function main(): Promise<void> {
         const stem = `${scenario.name}${chain.length > 1 ? `.run-${index + 1}` : ''}${tag ? `.${tag}` : ''}`;
         const file = `${stem}.json`;
         // The operator's export, byte for byte what `temporal workflow show` prints.
-        const { stdout } = await exec(
-          toolPath('temporal'),
-          [
-            'workflow',
-            'show',
-            '--output',
-            'json',
-            '--address',
-            env.address,
-            '--namespace',
-            'default',
-            '--workflow-id',
-            run.workflowId,
-            '--run-id',
-            run.runId,
-          ],
-          { maxBuffer: 64 * 1024 * 1024 },
-        );
-        const exported = JSON.parse(stdout) as { events: unknown[] };
+        const exported = await exportHistoryJson(env.address, run);
         const events = run.history.events?.length ?? 0;
         if (exported.events.length !== events) {
           throw new Error(`${file}: the CLI exported ${exported.events.length} events, the client ${events}`);

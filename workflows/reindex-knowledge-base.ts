@@ -1,8 +1,9 @@
 // reindexKnowledgeBase: prepare -> index (batches) -> sweep deleted sources (incremental)
 // or build HNSW -> verify -> swap (full) -> finish, one activity per phase, progress in
 // the `status` query. A corpus of any size keeps history bounded: each batch activity
-// handles `batch.sourcesPerActivity` sources and the run continues as new after
-// `batch.batchesPerRun` batches, carrying its plan, position and counters.
+// handles `batch.sourcesPerActivity` sources, up to `batch.parallelism` of them run at once,
+// and the run continues as new after `batch.batchesPerRun` batches, carrying its plan, the
+// position below which every batch finished, and the counters of those batches.
 
 import {
   ApplicationFailure,
@@ -10,6 +11,7 @@ import {
   ContinueAsNew,
   continueAsNew,
   isCancellation,
+  patched,
   setHandler,
   setWorkflowOptions,
   workflowInfo,
@@ -17,6 +19,8 @@ import {
 import {
   addCounters,
   appendFailures,
+  type BatchResult,
+  DEFAULT_BATCH_PARALLELISM,
   emptyCounters,
   fullModeCounters,
   type ReindexCounters,
@@ -34,9 +38,16 @@ import { parseInput } from '../src/domain/validation.js';
 import { knowledgeActivities } from './activity-options.js';
 import { FAILURE_TYPES, reindexStatusQuery } from './definitions.js';
 import { classifyFailure } from './failures.js';
+import { runBatchWindow } from './reindex-batches.js';
 import { rawText, resolveSpecOnce } from './resolve-spec.js';
 import { versioningBehavior } from './versioning.js';
 import { publishOutcome, publishStage, publishStart } from './visibility.js';
+
+/**
+ * Runs that took this patch index with the batch window (up to `batch.parallelism` batch
+ * activities in flight); runs recorded before it replay the sequential loop.
+ */
+export const PARALLEL_BATCHES_PATCH = 'reindex-parallel-batches';
 
 /** What a run hands to the next one when it continues as new. */
 export interface ReindexCarriedState {
@@ -150,37 +161,70 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
       status.sourcesListed = plan.sourcesListed;
     }
     const activePlan = plan;
-    let batchesThisRun = 0;
     enter('index', `indexing ${activePlan.sourcesListed} sources (${activePlan.mode})`);
-    for (;;) {
-      const batch = await timed('index', () =>
-        acts.indexKnowledgeSourceBatch({ request, plan: activePlan, position }),
-      );
+    const continueWith = (state: { position: number }) =>
+      continueAsNew<typeof reindexKnowledgeBase>({
+        request,
+        carried: {
+          plan: activePlan,
+          position: state.position,
+          counters,
+          failures,
+          expectedRows,
+          startedAt,
+          phaseMs,
+          runs: (carried?.runs ?? 1) + 1,
+          request,
+        },
+      });
+    const commitBatch = (batch: BatchResult, committed: number) => {
       counters = addCounters(counters, batch.counters);
       failures = appendFailures(failures, batch.failures);
       expectedRows += batch.chunksInBatch;
-      position = batch.nextPosition;
-      batchesThisRun++;
+      position = committed;
       status.counters = counters;
       status.failures = failures;
       status.sourcesDone = position;
       enter('index', `${position}/${activePlan.sourcesListed} sources, ${counters.chunksAdded} chunks added`);
-      if (batch.done) break;
-      if (batchesThisRun >= request.batch.batchesPerRun || workflowInfo().continueAsNewSuggested) {
-        await continueAsNew<typeof reindexKnowledgeBase>({
-          request,
-          carried: {
-            plan: activePlan,
-            position,
-            counters,
-            failures,
-            expectedRows,
-            startedAt,
-            phaseMs,
-            runs: (carried?.runs ?? 1) + 1,
-            request,
+    };
+    if (patched(PARALLEL_BATCHES_PATCH)) {
+      // Up to batch.parallelism batch activities in flight, folded in listing order; the
+      // window drains before continue-as-new (workflows/reindex-batches.ts).
+      const batches = new CancellationScope();
+      const window = await timed('index', () =>
+        runBatchWindow({
+          start: position,
+          sourcesPerBatch: request.batch.sourcesPerActivity,
+          // A request carried from a run before the field existed has none.
+          parallelism: request.batch.parallelism ?? DEFAULT_BATCH_PARALLELISM,
+          maxBatches: request.batch.batchesPerRun,
+          listed: activePlan.sourcesListed,
+          runBatch: (at) =>
+            batches.run(() => acts.indexKnowledgeSourceBatch({ request, plan: activePlan, position: at })),
+          stopStarting: () => workflowInfo().continueAsNewSuggested,
+          onCommit: commitBatch,
+          onInFlight: (n) => {
+            status.batchesInFlight = n;
           },
-        });
+          // One batch failed for good: the others stop (their writes would meet an aborted run).
+          onFailure: () => batches.cancel(),
+        }).finally(() => {
+          status.batchesInFlight = undefined;
+        }),
+      );
+      if (!window.done) await continueWith({ position: window.position });
+    } else {
+      // The sequential loop of runs recorded before the batch window (golden histories).
+      let batchesThisRun = 0;
+      for (;;) {
+        const batch = await timed('index', () =>
+          acts.indexKnowledgeSourceBatch({ request, plan: activePlan, position }),
+        );
+        batchesThisRun++;
+        commitBatch(batch, batch.nextPosition);
+        if (batch.done) break;
+        if (batchesThisRun >= request.batch.batchesPerRun || workflowInfo().continueAsNewSuggested)
+          await continueWith({ position });
       }
     }
     if (activePlan.mode === 'incremental') {

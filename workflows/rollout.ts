@@ -69,10 +69,12 @@ export function applyTraffic(control: PipelineControl, status: ServingStatus): v
   const stable =
     status.traffic.find((t) => t.revision === status.latestRolledoutRevision) ??
     status.traffic.find((t) => t.tag === 'prev');
+  const baseline = status.traffic.find((t) => t.tag === 'baseline');
   control.status.traffic = {
     stableRevision: stable?.revision ?? status.latestRolledoutRevision,
     canaryRevision: status.canaryPercent !== undefined ? canary?.revision : undefined,
     canaryPercent: status.canaryPercent ?? 0,
+    ...(baseline ? { baselineRevision: baseline.revision, baselinePercent: baseline.percent } : {}),
   };
 }
 
@@ -109,6 +111,8 @@ export async function runCanarySteps(ctx: RolloutContext): Promise<AnalysisResul
       revision: ctx.revision,
       percent,
       timeoutSeconds: plan.shiftTimeoutSeconds,
+      // Only when asked, so the input of runs without a baseline stays as it was recorded.
+      ...(plan.baseline ? { baseline: true } : {}),
     });
     applyTraffic(control, shifted);
 

@@ -18,7 +18,10 @@ export interface CanaryAnalysisRequest {
   /** Model name the endpoints serve. */
   model: string;
   canary: RevisionEndpoint;
+  /** What the canary is compared with: the stable revision, or the baseline (see `comparison`). */
   stable?: RevisionEndpoint;
+  /** 'baseline': `stable` is a fresh copy of the stable revision started with the canary. */
+  comparison?: 'stable' | 'baseline';
   windowSeconds: number;
   minSamples: number;
   probe: { requestsPerSecond: number; maxTokens: number; concurrency: number; ignoreEos?: boolean };

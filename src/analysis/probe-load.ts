@@ -27,6 +27,7 @@ export const canaryAnalysisRequestSchema = z
     model: z.string().min(1, 'must not be empty'),
     canary: endpointSchema,
     stable: endpointSchema.optional(),
+    comparison: z.enum(['stable', 'baseline']).optional(),
     windowSeconds: z.number().positive('must be > 0').max(3600, 'must be <= 3600'),
     minSamples: z.number().int().min(1, 'must be >= 1'),
     probe: z

@@ -1,11 +1,6 @@
 import type { AnalysisResult } from '../domain/analysis.js';
 import type { Logger } from '../observability/logger.js';
-import {
-  alignDistributions,
-  DEFAULT_LATENCY_NOISE_FLOOR_MS,
-  judgeCanary,
-  toAnalysisResult,
-} from './checks.js';
+import { alignDistributions, DEFAULT_LATENCY_NOISE_FLOOR_MS, judgeStep } from './checks.js';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from './port.js';
 import {
   errorBreakdown,
@@ -54,28 +49,22 @@ export class ProbeCanaryAnalyzer implements CanaryAnalyzer {
         ? [`stable errors: ${errorBreakdown(loads.stable?.report)}`]
         : []),
     ];
-    const source = 'probe client';
-    const invalidMeasurement = modelNameProblem(request.model, loads.canary, loads.stable);
-    const judgement = judgeCanary({
-      canary,
-      stable,
-      slo: request.slo,
-      minSamples: request.minSamples,
-      source,
-      latencyNoiseFloorMs: this.options.latencyNoiseFloorMs ?? DEFAULT_LATENCY_NOISE_FLOOR_MS,
-      problems,
-      invalidMeasurement,
-      notes,
-    });
-    return toAnalysisResult(request, judgement, {
-      provider: this.provider,
-      canary,
-      stable,
-      startedAt,
-      logger: this.options.logger,
-      source,
-      problems,
-      invalidMeasurement,
-    });
+    return judgeStep(
+      request,
+      {
+        canary,
+        stable,
+        source: 'probe client',
+        problems,
+        notes,
+        invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
+      },
+      {
+        provider: this.provider,
+        startedAt,
+        logger: this.options.logger,
+        latencyNoiseFloorMs: this.options.latencyNoiseFloorMs,
+      },
+    );
   }
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AnalysisResult, LatencySummary, RevisionMeasurement } from '../domain/analysis.js';
 import { distributionFromBuckets, type LatencyDistribution } from '../domain/latency-distribution.js';
 import type { Logger } from '../observability/logger.js';
-import { DEFAULT_LATENCY_NOISE_FLOOR_MS, judgeCanary, toAnalysisResult } from './checks.js';
+import { judgeStep } from './checks.js';
 import type { AnalysisHooks, CanaryAnalysisRequest, CanaryAnalyzer } from './port.js';
 import { errorBreakdown, modelNameProblem, parseCanaryAnalysisRequest, runProbeLoad } from './probe-load.js';
 import {
@@ -151,29 +151,23 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
         : []),
       `Prometheus range ${rangeSeconds}s at ${at.toISOString()}, selector ${this.selector(request.canary.revision)}`,
     ];
-    const source = 'Prometheus vLLM histograms, probe client for errors';
-    const invalidMeasurement = modelNameProblem(request.model, loads.canary, loads.stable);
-    const judgement = judgeCanary({
-      canary,
-      stable,
-      slo: request.slo,
-      minSamples: request.minSamples,
-      source,
-      latencyNoiseFloorMs: this.options.latencyNoiseFloorMs ?? DEFAULT_LATENCY_NOISE_FLOOR_MS,
-      problems,
-      invalidMeasurement,
-      notes,
-    });
-    return toAnalysisResult(request, judgement, {
-      provider: this.provider,
-      canary,
-      stable,
-      startedAt,
-      logger: this.options.logger,
-      source,
-      problems,
-      invalidMeasurement,
-    });
+    return judgeStep(
+      request,
+      {
+        canary,
+        stable,
+        source: 'Prometheus vLLM histograms, probe client for errors',
+        problems,
+        notes,
+        invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
+      },
+      {
+        provider: this.provider,
+        startedAt,
+        logger: this.options.logger,
+        latencyNoiseFloorMs: this.options.latencyNoiseFloorMs,
+      },
+    );
   }
 
   private selector(revision: string, extra?: string): string {

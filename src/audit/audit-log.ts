@@ -1,12 +1,23 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { objectKeySegment } from '../domain/names.js';
 import type { Logger } from '../observability/logger.js';
 import type { ArtifactStore } from '../storage/port.js';
+import { type ChainLink, chainHash, GENESIS_HASH } from './chain.js';
 
 // Every action that changes a cluster, an artifact or an index leaves an audit record:
-// who, what, when, on which workflow, and a hash of the payload (never the payload's
-// secrets; the seed's audit record keeps prompt hashes the same way). Records are
-// immutable objects in the artifact store, one per action, so concurrent writers never
-// contend and a retried activity's duplicate record is harmless and visible.
+// who, what, when, on which workflow, and a hash of the payload (secrets are scrubbed
+// from it first, and never stored). Records are immutable objects in the artifact store,
+// one per action, so concurrent writers never contend and a retried activity's duplicate
+// record is harmless and visible.
+//
+// Tamper evidence: each writer (one StoreAuditLog instance: a worker process, a CLI run)
+// keeps its own hash chain, `chain: {writer, seq, prev_hash, hash}`, seq from 0. The store
+// has no compare-and-set, and several workers write at once, so one global chain would
+// need a lock; per-writer chains need none. An instance serialises its own writes, so its
+// chain has no gap unless a record is deleted. `qwenops audit verify` checks every writer's
+// chain in a range (src/audit/pipeline-verify.ts). Records written before the chain
+// existed have no `chain` and are counted as unchained.
 
 export interface AuditRecord {
   timestamp: string;
@@ -18,6 +29,8 @@ export interface AuditRecord {
   /** sha256 of the canonical JSON of `details`. */
   payloadSha256: string;
   details: Record<string, unknown>;
+  /** Per-writer hash chain; `hash` covers the whole record except itself. */
+  chain?: ChainLink & { writer: string };
 }
 
 export interface AuditLog {
@@ -52,13 +65,38 @@ export function canonicalJson(value: unknown): string {
 }
 
 export class StoreAuditLog implements AuditLog {
+  /** This writer's chain id. */
+  readonly writer: string;
+  private seq = 0;
+  private prevHash = GENESIS_HASH;
+  /** The previous write: records of one writer are written one after the other. */
+  private tail: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly store: ArtifactStore,
     private readonly logger?: Logger,
     private readonly clock: () => Date = () => new Date(),
-  ) {}
+    writer?: string,
+  ) {
+    this.writer =
+      writer ??
+      `${hostname()
+        .replace(/[^A-Za-z0-9_-]/g, '')
+        .slice(0, 24)}_${process.pid}_${randomUUID().slice(0, 8)}`;
+  }
 
-  async record(entry: Omit<AuditRecord, 'timestamp' | 'payloadSha256'>): Promise<AuditRecord> {
+  record(entry: Omit<AuditRecord, 'timestamp' | 'payloadSha256' | 'chain'>): Promise<AuditRecord> {
+    const next = this.tail.then(
+      () => this.write(entry),
+      () => this.write(entry),
+    );
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  private async write(
+    entry: Omit<AuditRecord, 'timestamp' | 'payloadSha256' | 'chain'>,
+  ): Promise<AuditRecord> {
     const details = scrubSecrets(entry.details) as Record<string, unknown>;
     const now = this.clock();
     const record: AuditRecord = {
@@ -70,9 +108,15 @@ export class StoreAuditLog implements AuditLog {
       payloadSha256: createHash('sha256').update(canonicalJson(details)).digest('hex'),
       details,
     };
+    const unhashed = { ...record, chain: { writer: this.writer, seq: this.seq, prev_hash: this.prevHash } };
+    const hash = chainHash(JSON.parse(JSON.stringify(unhashed)) as Record<string, unknown>);
+    record.chain = { ...unhashed.chain, hash };
     const day = record.timestamp.slice(0, 10).replace(/-/g, '/');
-    const key = `audit/${day}/${record.timestamp.replace(/[:.]/g, '-')}-${record.action.replace(/[^a-z0-9.-]/gi, '_')}-${randomUUID().slice(0, 8)}.json`;
+    const key = `audit/${day}/${record.timestamp.replace(/[:.]/g, '-')}-${objectKeySegment(record.action)}-${randomUUID().slice(0, 8)}.json`;
     await this.store.putJson(key, record);
+    // Only a record that was written advances the chain.
+    this.seq++;
+    this.prevHash = hash;
     this.logger?.info(
       { audit: { ...record, details: undefined } },
       `audit: ${record.action} ${record.target}`,

@@ -3,6 +3,45 @@ import { loadConfig, type QwenopsConfig } from '../config/config.js';
 import { createDataConverter } from '../temporal/data-converter.js';
 import { temporalTls } from '../temporal/tls.js';
 
+/**
+ * The Temporal CLI's and SDKs' standard variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+ * TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, ..._KEY_PATH,
+ * TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME), read where the QWENOPS_TEMPORAL_*
+ * one is not set, so a CI job configured for Temporal Cloud needs nothing qwenops-specific.
+ * With an API key and no TLS setting, TLS is on (Temporal Cloud's rule, which the SDK applies
+ * when `tls` is left undefined); TEMPORAL_TLS=false turns it off explicitly.
+ */
+export const STANDARD_TEMPORAL_ENV: ReadonlyArray<readonly [standard: string, qwenops: string]> = [
+  ['TEMPORAL_ADDRESS', 'QWENOPS_TEMPORAL_ADDRESS'],
+  ['TEMPORAL_NAMESPACE', 'QWENOPS_TEMPORAL_NAMESPACE'],
+  ['TEMPORAL_API_KEY', 'QWENOPS_TEMPORAL_API_KEY'],
+  ['TEMPORAL_TLS', 'QWENOPS_TEMPORAL_TLS'],
+  ['TEMPORAL_TLS_CLIENT_CERT_PATH', 'QWENOPS_TEMPORAL_TLS_CERT'],
+  ['TEMPORAL_TLS_CLIENT_KEY_PATH', 'QWENOPS_TEMPORAL_TLS_KEY'],
+  ['TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'QWENOPS_TEMPORAL_TLS_CA'],
+  ['TEMPORAL_TLS_SERVER_NAME', 'QWENOPS_TEMPORAL_TLS_SERVER_NAME'],
+];
+
+export function cliEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const [standard, own] of STANDARD_TEMPORAL_ENV) {
+    if (!out[own] && env[standard]) out[own] = env[standard];
+  }
+  return out;
+}
+
+/** Connection TLS: the configured one; with an API key, the SDK's default (on) unless TLS is explicitly off. */
+export function connectionTls(
+  temporal: QwenopsConfig['temporal'],
+  env: NodeJS.ProcessEnv = cliEnvironment(),
+): ReturnType<typeof temporalTls> | false {
+  const tls = temporalTls(temporal);
+  if (tls) return tls;
+  if (temporal.apiKey)
+    return env.QWENOPS_TEMPORAL_TLS === 'false' || env.QWENOPS_TEMPORAL_TLS === '0' ? false : undefined;
+  return undefined;
+}
+
 // What every command needs: the validated config and, lazily, a Temporal client.
 export class CliContext {
   private configValue?: QwenopsConfig;
@@ -22,7 +61,7 @@ export class CliContext {
       const overrides: Record<string, unknown> = {};
       if (this.options.address) overrides['temporal.address'] = this.options.address;
       if (this.options.namespace) overrides['temporal.namespace'] = this.options.namespace;
-      this.configValue = loadConfig({ file: this.options.config, overrides });
+      this.configValue = loadConfig({ file: this.options.config, overrides, env: cliEnvironment() });
     }
     return this.configValue;
   }
@@ -33,7 +72,7 @@ export class CliContext {
         const { temporal } = this.config;
         this.connection = await Connection.connect({
           address: temporal.address,
-          tls: temporalTls(temporal),
+          tls: connectionTls(temporal),
           apiKey: temporal.apiKey,
         });
         return new Client({

@@ -29,6 +29,14 @@ export function promotionWorkflowId(spec: Pick<PromotionSpec, 'model' | 'hub'>):
   return `promote-${slugify(`${spec.model}-${spec.hub.revision}`)}`;
 }
 
+/**
+ * The workflow id of a CI release: derived from the service and the release (a commit, a tag,
+ * a pipeline id), so a re-run of the same CI job names the same workflow and attaches to it.
+ */
+export function releaseWorkflowId(service: { namespace: string; name: string }, release: string): string {
+  return `canary-${slugify(`${service.namespace}-${service.name}-${release}`)}`.slice(0, 200);
+}
+
 export function canaryWorkflowId(spec: Pick<CanaryReleaseSpec, 'serving' | 'storageUri'>): string {
   return `canary-${slugify(`${spec.serving.namespace}-${spec.serving.name}-${spec.storageUri.split('/').slice(-2).join('-')}`)}`.slice(
     0,
@@ -88,6 +96,49 @@ export function startCanaryRelease(
       ...pipelineStart(workflowId, { requestedBy: spec.requestedBy }),
     }),
   );
+}
+
+/** What a start found: a new run, a run of this id still going, or one that has finished. */
+export type StartState = 'started' | 'running' | 'finished';
+
+/**
+ * Starts a canary release, or finds the release of that id (idempotent starts for CI).
+ *
+ * The id reuse policy is REJECT_DUPLICATE (a finished release, whatever its outcome, is never
+ * started again under its id) and the conflict policy is the default, FAIL: the server refuses
+ * the start with WorkflowExecutionAlreadyStartedError, and the client then describes the run
+ * to say whether it is still running (attach and wait) or finished (report its outcome). With
+ * USE_EXISTING the server would hand back the running run without saying that it was not this
+ * start that made it. A release of another id on the same service is refused by the workflow
+ * itself (the service lease, its `claim` stage), naming the workflow that holds it.
+ */
+export async function startOrAttachCanaryRelease(
+  client: Client,
+  spec: CanaryReleaseSpec,
+  workflowId = canaryWorkflowId(spec),
+): Promise<{ handle: WorkflowHandle<typeof canaryRelease>; state: StartState; runId?: string }> {
+  try {
+    const handle = await client.workflow.start(canaryRelease, {
+      args: [spec],
+      ...pipelineStart(workflowId, { requestedBy: spec.requestedBy }),
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    });
+    return { handle, state: 'started', runId: handle.firstExecutionRunId };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    const handle = client.workflow.getHandle<typeof canaryRelease>(workflowId);
+    const description = await handle.describe();
+    if (description.type !== 'canaryRelease') {
+      throw new AlreadyStartedError(
+        `${workflowId} is a ${description.type} workflow, not a canary release: pass another --id or --release`,
+      );
+    }
+    return {
+      handle,
+      state: description.status.name === 'RUNNING' ? 'running' : 'finished',
+      runId: description.runId,
+    };
+  }
 }
 
 export interface Conclusion {
@@ -187,12 +238,35 @@ export async function pendingActivities(handle: WorkflowHandle, codec?: PayloadC
  */
 export async function follow(
   handle: WorkflowHandle,
-  onChange: (status: PipelineStatus, pending: string[]) => void,
-  options: { intervalMs?: number; codec?: PayloadCodec; until?: (s: PipelineStatus) => boolean } = {},
+  onChange: (status: PipelineStatus, pending: string[], unchanged: boolean) => void,
+  options: {
+    intervalMs?: number;
+    codec?: PayloadCodec;
+    until?: (s: PipelineStatus) => boolean;
+    /**
+     * Calls `onChange` again (with `unchanged` true) when nothing changed for this long, so a
+     * CI runner watching the output never sees an idle job.
+     */
+    repeatAfterMs?: number;
+    /** Stops following (returns the last status) once aborted. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<PipelineStatus | undefined> {
   let lastKey = '';
   let last: PipelineStatus | undefined;
+  let lastCall = 0;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      options.signal?.addEventListener('abort', done, { once: true });
+    });
   for (;;) {
+    if (options.signal?.aborted) return last;
     const status = await handle.query(statusQuery).catch(() => undefined);
     if (status) {
       last = status;
@@ -208,14 +282,23 @@ export async function follow(
       ]);
       if (key !== lastKey) {
         lastKey = key;
-        onChange(status, pending);
+        lastCall = Date.now();
+        onChange(status, pending, false);
+      } else if (options.repeatAfterMs !== undefined && Date.now() - lastCall >= options.repeatAfterMs) {
+        lastCall = Date.now();
+        onChange(status, pending, true);
       }
       if (status.outcome !== 'running' || options.until?.(status)) return status;
     } else {
       const description = await handle.describe().catch(() => undefined);
       if (description && description.status.name !== 'RUNNING') return last;
+      // No answer to the query (no worker?): the last status again, so output never goes idle.
+      if (last && options.repeatAfterMs !== undefined && Date.now() - lastCall >= options.repeatAfterMs) {
+        lastCall = Date.now();
+        onChange(last, [], true);
+      }
     }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 1000));
+    await sleep(options.intervalMs ?? 1000);
   }
 }
 

@@ -56,7 +56,7 @@ export function renderStatus(status: PipelineStatus, pendingActivities: string[]
   lines.push(`stage: ${status.stage}  progress: ${status.progress.percent}%  ${status.progress.message}`);
   const t = status.traffic;
   lines.push(
-    `traffic: stable ${t.stableRevision ?? '-'} ${100 - t.canaryPercent}% | canary ${t.canaryRevision ?? '-'} ${t.canaryPercent}%${status.paused ? '  [PAUSED]' : ''}`,
+    `traffic: stable ${t.stableRevision ?? '-'} ${100 - t.canaryPercent - (t.baselinePercent ?? 0)}% | canary ${t.canaryRevision ?? '-'} ${t.canaryPercent}%${t.baselineRevision ? ` | baseline ${t.baselineRevision} ${t.baselinePercent ?? 0}%` : ''}${status.paused ? '  [PAUSED]' : ''}`,
   );
   if (status.lastAnalysis) {
     const a = status.lastAnalysis;

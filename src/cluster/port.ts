@@ -2,12 +2,14 @@
 // embedded sandbox (local processes) or Kubernetes + KServe. Services and activities
 // depend on these interfaces only; adapters live in ./sandbox and ./kubernetes.
 //
-// Contract every adapter keeps (DESIGN.md, "Rules that keep it durable"):
+// Contract every adapter keeps, so that a retried or replayed activity is safe:
 // - names are chosen by the caller (deterministic from workflow id + stage);
 // - create is check-then-create and AlreadyExists adopts the existing object;
 // - waits take a deadline and an AbortSignal; aborting a wait does not delete anything
 //   (the caller decides whether cancellation deletes);
 // - errors are ClusterError with a `retryable` flag.
+
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../domain/serving-revision.js';
 
 export type JobTemplateName = 'download' | 'quantize' | 'evaluate';
 
@@ -73,18 +75,10 @@ export interface ClusterJobs {
   deleteJob(namespace: string, name: string): Promise<boolean>;
 }
 
-// What a served model looks like is domain vocabulary (workflows read it too): it lives in
-// src/domain/serving-revision.ts and is re-exported here for the adapters.
-export type {
-  DeploymentMode,
-  ServingCondition,
-  ServingRef,
-  ServingRevisionSpec,
-  ServingStatus,
-  TrafficTarget,
-} from '../domain/serving-revision.js';
-
-import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../domain/serving-revision.js';
+export interface CanaryOptions {
+  /** Start a fresh copy of the stable revision beside the canary, with the same weight. */
+  baseline?: boolean;
+}
 
 /** The rollout lease of a service (a coordination.k8s.io Lease on Kubernetes). */
 export interface ServiceLease {
@@ -136,12 +130,23 @@ export interface ClusterServing {
   breakServiceLease(ref: ServingRef, expected: ServiceLease): Promise<boolean>;
   /** Creates the service serving `revision` at 100 %, or adopts it if it already serves that storageUri. */
   deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus>;
-  /** Rolls out `revision` as the canary with `percent` of traffic; adopts an identical canary. */
-  startCanary(ref: ServingRef, revision: ServingRevisionSpec, percent: number): Promise<ServingStatus>;
+  /**
+   * Rolls out `revision` as the canary with `percent` of traffic; adopts an identical canary.
+   * With `baseline`, a fresh copy of the stable revision starts beside it with
+   * baselinePercentFor(percent) of traffic (refused with Unsupported where the mode cannot
+   * route to three revisions).
+   */
+  startCanary(
+    ref: ServingRef,
+    revision: ServingRevisionSpec,
+    percent: number,
+    options?: CanaryOptions,
+  ): Promise<ServingStatus>;
+  /** Sets the canary's share (and the baseline's, when there is one). */
   setCanaryTraffic(ref: ServingRef, percent: number): Promise<ServingStatus>;
-  /** Makes the canary the stable revision with 100 % of traffic. */
+  /** Makes the canary the stable revision with 100 % of traffic; a baseline is removed. */
   promoteCanary(ref: ServingRef): Promise<ServingStatus>;
-  /** Sends 100 % back to the previous rolled-out revision and removes the canary. No analysis. */
+  /** Sends 100 % back to the previous rolled-out revision and removes the canary (and baseline). No analysis. */
   rollbackCanary(ref: ServingRef): Promise<ServingStatus>;
   /** Waits until the service is Ready with the canary at `canaryPercent` (undefined = no canary). */
   waitForTraffic(

@@ -116,7 +116,10 @@ export interface AnalysisResult {
   checks: AnalysisCheck[];
   provider: string;
   canary?: RevisionMeasurement;
+  /** What the canary was compared with: the stable revision, or the baseline when there was one. */
   stable?: RevisionMeasurement;
+  /** Set when `stable` holds the baseline (a fresh copy of stable started with the canary). */
+  comparedWith?: 'baseline';
   startedAt: string;
   finishedAt: string;
   /** The SLO and sample minimum judged against (absent in results recorded before it was kept). */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Verdict } from './analysis.js';
 import {
   approvalsSchema,
+  baselineNeedsStandardMode,
   canaryPlanSchema,
   executionSchema,
   loadTestProfileSchema,
@@ -36,7 +37,8 @@ export const canaryReleaseSpecSchema = z
     /** Why: commit, ticket, change summary; shown in reports and audit records. */
     reason: z.string().max(2000).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => baselineNeedsStandardMode(spec, ctx));
 
 export type CanaryReleaseSpecInput = z.input<typeof canaryReleaseSpecSchema>;
 export type CanaryReleaseSpec = z.output<typeof canaryReleaseSpecSchema>;

@@ -56,11 +56,15 @@ export const knowledgeSourceSpecSchema = z.discriminatedUnion('kind', [
 ]);
 export type KnowledgeSourceSpec = z.output<typeof knowledgeSourceSpecSchema>;
 
+/** Batch activities a re-index keeps in flight by default (one worker) and at most. */
+export const DEFAULT_BATCH_PARALLELISM = 2;
+export const MAX_BATCH_PARALLELISM = 64;
+
 export const REINDEX_MODES = ['auto', 'incremental', 'full'] as const;
 
 export const reindexRequestSchema = z
   .object({
-    /** Table of the base (the seed's qwen_knowledge); the lock and lease are per table. */
+    /** Table of the base (qwen_knowledge by default); the lock and lease are per table. */
     table: z
       .string()
       .regex(TABLE_NAME_PATTERN, 'must be a lower-case SQL identifier of at most 32 characters')
@@ -82,6 +86,16 @@ export const reindexRequestSchema = z
         chunksPerCommit: z.number().int().min(1).max(100_000).default(512),
         /** Batch activities per workflow run before continue-as-new (keeps history bounded). */
         batchesPerRun: z.number().int().min(1).max(1000).default(100),
+        /**
+         * Batch activities in flight at once. The default suits one knowledge worker (its
+         * embedder and database connection); raise it for a fleet of workers.
+         */
+        parallelism: z
+          .number()
+          .int('must be an integer')
+          .min(1, 'must be >= 1')
+          .max(MAX_BATCH_PARALLELISM, `must be <= ${MAX_BATCH_PARALLELISM}`)
+          .default(DEFAULT_BATCH_PARALLELISM),
       })
       .strict()
       .prefault({}),
@@ -315,6 +329,8 @@ export interface ReindexStatus {
   sourcesDone: number;
   counters: ReindexCounters;
   failures: SourceFailure[];
+  /** Batch activities running now (the index phase). */
+  batchesInFlight?: number;
   outcome: 'running' | 'succeeded' | 'failed';
   reason?: string;
   report?: ReindexReport;

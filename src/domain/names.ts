@@ -59,3 +59,15 @@ export function dnsName(parts: readonly string[], maxLength = DNS_LABEL_MAX): st
 export function stageObjectName(workflowId: string, stage: string, maxLength = DNS_LABEL_MAX): string {
   return dnsName([workflowId, stage], maxLength);
 }
+
+/** Replaces every character outside [A-Za-z0-9_.-] with '_': one safe segment of an object-store key. */
+export function objectKeySegment(value: string): string {
+  return value.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+/** Kubernetes label values: <= 63 characters of [A-Za-z0-9_.-], alphanumeric at both ends. */
+export function labelValue(value: string): string {
+  return objectKeySegment(value)
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+}

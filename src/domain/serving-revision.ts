@@ -1,3 +1,4 @@
+import { labelValue } from './names.js';
 import type { PromotionSpec, ServingTarget } from './promotion-spec.js';
 
 // The serving vocabulary shared by workflows, services and the cluster adapters
@@ -41,8 +42,11 @@ export interface ServingRevisionSpec {
 export interface TrafficTarget {
   revision: string;
   percent: number;
-  /** 'prev' = the stable, rolled-out revision; 'latest' = the newest (canary) one. */
-  tag?: 'prev' | 'latest';
+  /**
+   * 'prev' = the stable, rolled-out revision; 'latest' = the newest (canary) one;
+   * 'baseline' = a fresh copy of the stable revision started with the canary.
+   */
+  tag?: 'prev' | 'latest' | 'baseline';
   /** Address that reaches only this revision (tag routing), when the backend offers one. */
   url?: string;
   storageUri?: string;
@@ -65,6 +69,8 @@ export interface ServingStatus {
   traffic: TrafficTarget[];
   /** Percent currently sent to the canary (latest) revision; undefined when there is no canary. */
   canaryPercent?: number;
+  /** Percent sent to the baseline revision, when the canary was started with one. */
+  baselinePercent?: number;
   latestCreatedRevision?: string;
   latestReadyRevision?: string;
   latestRolledoutRevision?: string;
@@ -78,11 +84,21 @@ export interface ServingStatus {
 
 // Pure builders for what a serving revision looks like, shared by both workflows.
 
+/**
+ * The baseline's share beside a canary at `canaryPercent`: the same weight as the canary
+ * while the stable revision can give it (up to 50 %), then what the stable has left. A
+ * baseline and a canary both started cold, on the same load, compare like for like
+ * (Spinnaker's practice); the long-running stable has warm caches and a different history.
+ */
+export function baselinePercentFor(canaryPercent: number): number {
+  return Math.max(0, Math.min(canaryPercent, 100 - canaryPercent));
+}
+
 export function servingRef(target: Pick<ServingTarget, 'namespace' | 'name' | 'deploymentMode'>): ServingRef {
   return { namespace: target.namespace, name: target.name, deploymentMode: target.deploymentMode };
 }
 
-/** The serving revision for a model at `storageUri`, with the seed's vLLM settings from the spec. */
+/** The serving revision for a model at `storageUri`, with the serving target's vLLM settings. */
 export function buildRevisionSpec(
   serving: ServingTarget,
   storageUri: string,
@@ -117,15 +133,10 @@ export function promotionLabels(
   workflowId: string,
   stage: string,
 ): Record<string, string> {
-  const clip = (v: string) =>
-    v
-      .replace(/[^A-Za-z0-9_.-]/g, '_')
-      .slice(0, 63)
-      .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
   return {
     'app.kubernetes.io/managed-by': 'qwenops',
-    'qwenops.io/workflow-id': clip(workflowId),
-    'qwenops.io/stage': clip(stage),
-    'qwenops.io/model': clip(spec.model),
+    'qwenops.io/workflow-id': labelValue(workflowId),
+    'qwenops.io/stage': labelValue(stage),
+    'qwenops.io/model': labelValue(spec.model),
   };
 }

@@ -51,6 +51,9 @@ export interface TrafficSplit {
   stableRevision?: string;
   canaryRevision?: string;
   canaryPercent: number;
+  /** The baseline (a fresh copy of stable started with the canary), when there is one. */
+  baselineRevision?: string;
+  baselinePercent?: number;
 }
 
 export interface PendingDecision {

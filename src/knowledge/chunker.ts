@@ -1,6 +1,6 @@
 import { type ChunkingOptions, chunkingSchema } from '../domain/knowledge.js';
 import type { ExtractedDocument } from './document.js';
-import { cutWithinTokens, estimateTokens, prefixWithinTokens } from './tokens.js';
+import { bgeM3TokenUpperBound, cutWithinTokens, prefixWithinTokens } from './tokens.js';
 
 // Chinese-aware chunking. A chunk never mixes two sections (a heading starts a new one),
 // never splits a sentence unless that sentence alone exceeds the budget, and prefers to
@@ -203,7 +203,7 @@ function* chunkSteps(
     if (!cachedHeader) {
       const line = path.length > 0 ? path.map((h) => h.text).join(' > ') : document.title;
       const text = prefixWithinTokens(line, headingBudget).trim();
-      cachedHeader = { text, tokens: text ? estimateTokens(text) - 2 + 1 : 0 };
+      cachedHeader = { text, tokens: text ? bgeM3TokenUpperBound(text) - 2 + 1 : 0 };
     }
     return cachedHeader;
   };
@@ -218,7 +218,7 @@ function* chunkSteps(
         index: chunks.length,
         content,
         headingPath: path.map((h) => h.text),
-        tokens: estimateTokens(content),
+        tokens: bgeM3TokenUpperBound(content),
       });
     }
   };

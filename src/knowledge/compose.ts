@@ -21,7 +21,7 @@ import type { KnowledgeStore } from './store/port.js';
 /** What the knowledge services run on, built once per process. */
 export interface KnowledgeAdapters {
   readonly embedder: Embedder;
-  /** The store of one base (a table; the seed's `qwen_knowledge` by default). */
+  /** The store of one base (a table; `qwen_knowledge` by default). */
   store(table?: string): KnowledgeStore;
   /** The source a re-index request names. */
   source(spec: KnowledgeSourceSpec): KnowledgeSource;

@@ -55,6 +55,8 @@ export interface RagAnswer {
   references: SearchHit[];
   messages: ChatMessage[];
   model: string;
+  /** Total tokens of the completion, when the server reported usage. */
+  tokens?: number;
 }
 
 export async function askKnowledge(
@@ -71,5 +73,5 @@ export async function askKnowledge(
     max_tokens: options.maxTokens ?? 512,
   });
   const answer = completion.choices[0]?.message.content?.trim() ?? '';
-  return { answer, references, messages, model: completion.model };
+  return { answer, references, messages, model: completion.model, tokens: completion.usage?.total_tokens };
 }

@@ -15,8 +15,11 @@ function isLatinLetter(code: number): boolean {
   return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || (code >= 0xc0 && code <= 0x24f);
 }
 
-/** Estimated tokens of `text` as one embedding input (special tokens included). */
-export function estimateTokens(text: string): number {
+/**
+ * At least the bge-m3 tokens of `text` as one embedding input (special tokens included).
+ * Unlike the other two: an upper bound, not a guess, so no chunk ever exceeds the embedding input budget.
+ */
+export function bgeM3TokenUpperBound(text: string): number {
   let tokens = SPECIAL_TOKENS;
   let latinRun = 0;
   for (const char of text) {

@@ -25,7 +25,7 @@ export interface ComparisonRow {
   unit: string;
   baseline?: number;
   candidate?: number;
-  /** What the seed claims, in words. */
+  /** What the production plan claims, in words. */
   claim?: string;
   /** What was observed, in words. */
   observed: string;

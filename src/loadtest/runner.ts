@@ -21,9 +21,9 @@ import { describeLoadTest, type LoadTestReport } from './report.js';
 import { type ChatTarget, InFlightRequests, type RequestRecord, sendChatCompletion } from './request.js';
 import { clientLimitWarning, evaluateSlo } from './slo.js';
 import {
+  countCl100kTokens,
   countsDisagree,
   DISAGREEMENT_FACTOR,
-  estimateTokens,
   loadTokenEstimator,
   TOKEN_ESTIMATOR_NAME,
 } from './tokens.js';
@@ -557,12 +557,12 @@ class LoadRun {
           record.tokenSource = 'chunks';
           streamed += 1;
         } else {
-          record.outputTokens = estimateTokens(record.text ?? '');
+          record.outputTokens = countCl100kTokens(record.text ?? '');
           record.tokenSource = 'estimate';
         }
       }
       if (record.inputTokens === undefined) {
-        record.inputTokens = estimateTokens(prompt.messages.map((m) => m.content).join('\n'));
+        record.inputTokens = countCl100kTokens(prompt.messages.map((m) => m.content).join('\n'));
       }
       if (record.outputTokens > 1 && record.ttftMs !== undefined && record.e2eMs !== undefined) {
         record.tpotMs = (record.e2eMs - record.ttftMs) / (record.outputTokens - 1);
@@ -585,7 +585,7 @@ class LoadRun {
     let estimateSum = 0;
     for (const { record } of this.tokenChecks) {
       usageSum += record.outputTokens ?? 0;
-      estimateSum += estimateTokens(record.text ?? '');
+      estimateSum += countCl100kTokens(record.text ?? '');
     }
     if (this.tokenChecks.length > 0 && countsDisagree(usageSum, estimateSum)) {
       warnings.push(

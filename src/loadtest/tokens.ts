@@ -20,8 +20,11 @@ export async function loadTokenEstimator(): Promise<void> {
 
 export const TOKEN_ESTIMATOR_NAME = 'cl100k_base';
 
-/** Estimated tokens of `text`; loadTokenEstimator() must have run. */
-export function estimateTokens(text: string): number {
+/**
+ * Tokens of `text` under cl100k_base (exact for that vocabulary); loadTokenEstimator() must have run.
+ * Unlike the other two: a real tokenizer, independent of the simulator's, so the usage cross-check bites.
+ */
+export function countCl100kTokens(text: string): number {
   if (!encoder) throw new Error('token estimator not loaded: call loadTokenEstimator() first');
   if (text.length === 0) return 0;
   return encoder.encode(text, 'all').length;

@@ -3,6 +3,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { ClusterJobs, GpuJobSpec, JobStatus, JobTemplateName, SecretEnvRef } from '../cluster/port.js';
 import type { QwenopsConfig } from '../config/config.js';
 import { artifactKeys } from '../domain/artifact-layout.js';
+import { labelValue } from '../domain/names.js';
 import type { ArtifactStore } from '../storage/port.js';
 
 // Runs one GPU Job to completion and returns the result it wrote: create (or adopt the
@@ -111,7 +112,7 @@ export class GpuJobService {
       ttlSecondsAfterFinished: 24 * 3600,
       labels: {
         'app.kubernetes.io/managed-by': 'qwenops',
-        'qwenops.io/workflow-id': request.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 63),
+        'qwenops.io/workflow-id': labelValue(request.workflowId),
         'qwenops.io/stage': request.stage,
       },
     };

@@ -1,13 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditLog } from '../audit/audit-log.js';
-import type {
-  ClusterBackend,
-  ServiceLease,
-  ServingRef,
-  ServingRevisionSpec,
-  ServingStatus,
-  WaitOptions,
-} from '../cluster/port.js';
+import type { ClusterBackend, ServiceLease, WaitOptions } from '../cluster/port.js';
 import {
   checkLeaseSeconds,
   DEFAULT_ROLLOUT_LEASE_SECONDS,
@@ -16,6 +9,7 @@ import {
   leaseSecondsLeft,
   renewIntervalMs,
 } from '../domain/lease.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../domain/serving-revision.js';
 import type { ArtifactStore } from '../storage/port.js';
 
 // Serving changes with idempotency on top of the cluster port: every method can be called
@@ -29,6 +23,8 @@ import type { ArtifactStore } from '../storage/port.js';
 export interface RevisionEndpoints {
   canary?: { revision: string; baseUrl: string };
   stable?: { revision: string; baseUrl: string };
+  /** The fresh copy of stable started with the canary, when there is one. */
+  baseline?: { revision: string; baseUrl: string };
   /** Through the traffic split. */
   service?: string;
 }
@@ -261,22 +257,27 @@ export class ServingService {
     return this.cluster.waitForTraffic(ref, undefined, this.deadline(ctx.timeoutSeconds, hooks));
   }
 
-  /** Makes `revision` the canary with `percent` of traffic and waits until the split shows it. */
+  /**
+   * Makes `revision` the canary with `percent` of traffic and waits until the split shows it.
+   * With `baseline`, the canary starts with a fresh copy of stable beside it (same weight).
+   */
   async shiftCanaryTraffic(
     ref: ServingRef,
     revision: ServingRevisionSpec,
     percent: number,
-    ctx: { workflowId: string; actor: string; timeoutSeconds: number },
+    ctx: { workflowId: string; actor: string; timeoutSeconds: number; baseline?: boolean },
     hooks: Hooks = {},
   ): Promise<ServingStatus> {
     const current = await this.cluster.getService(ref);
     if (!current) throw new Error(`${this.target(ref)} does not exist: deploy a stable revision first`);
     const sameCanary =
-      current.canaryPercent !== undefined && current.canaryStorageUri === revision.storageUri;
+      current.canaryPercent !== undefined &&
+      current.canaryStorageUri === revision.storageUri &&
+      (!ctx.baseline || current.baselinePercent !== undefined);
     if (sameCanary && current.canaryPercent === percent && current.ready) return current;
     const from = current.canaryPercent ?? 0;
     if (sameCanary) await this.cluster.setCanaryTraffic(ref, percent);
-    else await this.cluster.startCanary(ref, revision, percent);
+    else await this.cluster.startCanary(ref, revision, percent, ctx.baseline ? { baseline: true } : {});
     await this.audit.record({
       actor: ctx.actor,
       action: 'serving.shift-traffic',
@@ -287,6 +288,7 @@ export class ServingService {
         toPercent: percent,
         storageUri: revision.storageUri,
         newCanary: !sameCanary,
+        ...(ctx.baseline ? { baseline: true } : {}),
       },
     });
     hooks.onProgress?.(`waiting for ${percent}% on the canary of ${this.target(ref)}`);
@@ -379,8 +381,10 @@ export class ServingService {
     const stable =
       status.traffic.find((t) => t.revision === status.latestRolledoutRevision) ??
       status.traffic.find((t) => t.tag === 'prev');
+    const baseline = status.traffic.find((t) => t.tag === 'baseline');
     return {
       canary: canary?.url ? { revision: canary.revision, baseUrl: join(canary.url) } : undefined,
+      baseline: baseline?.url ? { revision: baseline.revision, baseUrl: join(baseline.url) } : undefined,
       stable: stable?.url ? { revision: stable.revision, baseUrl: join(stable.url) } : undefined,
       service: status.url ? join(status.url) : undefined,
     };

@@ -1,10 +1,10 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterError, type ServingRef } from '../../src/cluster/port.js';
+import { ClusterError } from '../../src/cluster/port.js';
 import { isAlive } from '../../src/cluster/sandbox/process-group.js';
 import { parsePromotionSpec } from '../../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../../src/domain/serving-revision.js';
+import { buildRevisionSpec, type ServingRef } from '../../src/domain/serving-revision.js';
 import { tinyModelDir } from '../../src/hub/tiny-model.js';
 import { createArtifactStore } from '../../src/storage/index.js';
 import { startSandboxCluster, type TestSandboxCluster } from '../support/sandbox.js';

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeActivities } from '../support/fake-activities.js';
-import { replayAll } from '../support/golden-histories.js';
+import { exportHistoryJson, replayAll } from '../support/golden-histories.js';
 import {
   fetchRunChain,
   type RecordedRun,
@@ -13,7 +11,6 @@ import {
   startScenarioWorkers,
 } from '../support/history-scenarios.js';
 import { createDevServerEnv, workflowBundle } from '../support/temporal.js';
-import { toolPath } from '../support/tools.js';
 import { recordReplays } from './replay-counts.js';
 
 // Every scenario of the golden histories, run now on the dev server with the current code,
@@ -22,7 +19,6 @@ import { recordReplays } from './replay-counts.js';
 // take a history out of production; it needs one protobufjs in node_modules to load).
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
-const exec = promisify(execFile);
 
 let env: TestWorkflowEnvironment;
 let workers: { stop(): Promise<void> } | undefined;
@@ -38,28 +34,6 @@ afterAll(async () => {
   await workers?.stop();
   await env?.teardown();
 });
-
-async function exportJson(run: RecordedRun): Promise<{ events: unknown[] }> {
-  const { stdout } = await exec(
-    toolPath('temporal'),
-    [
-      'workflow',
-      'show',
-      '--output',
-      'json',
-      '--address',
-      env.address,
-      '--namespace',
-      'default',
-      '--workflow-id',
-      run.workflowId,
-      '--run-id',
-      run.runId,
-    ],
-    { maxBuffer: 64 * 1024 * 1024 },
-  );
-  return JSON.parse(stdout) as { events: unknown[] };
-}
 
 describe('live histories', () => {
   it('every scenario runs to its end on the dev server', async () => {
@@ -95,7 +69,7 @@ describe('live histories', () => {
     const exported = await Promise.all(
       runs.map(async (r) => ({
         workflowId: r.workflowId,
-        history: await exportJson(r),
+        history: await exportHistoryJson(env.address, r),
         events: r.history.events,
       })),
     );

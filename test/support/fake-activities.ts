@@ -8,9 +8,9 @@ import type {
   ShiftTrafficInput,
 } from '../../activities/contracts.js';
 import { type SpecActivities, specActivities } from '../../activities/spec.js';
-import type { ServingStatus } from '../../src/cluster/port.js';
 import type { AnalysisResult, Verdict } from '../../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../../src/domain/job-results.js';
+import type { ServingStatus } from '../../src/domain/serving-revision.js';
 
 // Scripted activity implementations for workflow tests on the time-skipping server. They
 // record every call in order so tests can assert what ran (and in which order the saga
@@ -292,7 +292,7 @@ export class FakeActivities {
         return this.status();
       },
       shiftCanaryTraffic: async (input: ShiftTrafficInput) => {
-        this.record('shiftCanaryTraffic', input.percent);
+        this.record('shiftCanaryTraffic', input.baseline ? `${input.percent}+baseline` : input.percent);
         if (!this.canaryRevision) this.canaryRevision = `svc-predictor-0000${++this.revisionCounter}`;
         this.canaryStorageUri = input.revision.storageUri;
         this.canaryPercent = input.percent;

@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { type ReplayResult, type ReplayWorkerOptions, Worker } from '@temporalio/worker';
 import { repoRoot } from '../../src/runtime/entrypoints.js';
+import { toolPath } from './tools.js';
 
 // The golden histories: one JSON file per recorded run, in the form
 // `temporal workflow show --output json` prints, plus manifest.json, which says which
@@ -55,6 +58,35 @@ export async function readManifest(): Promise<HistoryManifest> {
   if (!existsSync(file)) return { about: ABOUT, recordings: [], histories: [] };
   const manifest = JSON.parse(await readFile(file, 'utf8')) as HistoryManifest;
   return { ...manifest, about: ABOUT };
+}
+
+/**
+ * One run's history as the operator exports it: exactly what
+ * `temporal workflow show --output json` prints for it (namespace "default").
+ */
+export async function exportHistoryJson(
+  address: string,
+  run: { workflowId: string; runId: string },
+): Promise<{ events: unknown[] }> {
+  const { stdout } = await promisify(execFile)(
+    toolPath('temporal'),
+    [
+      'workflow',
+      'show',
+      '--output',
+      'json',
+      '--address',
+      address,
+      '--namespace',
+      'default',
+      '--workflow-id',
+      run.workflowId,
+      '--run-id',
+      run.runId,
+    ],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  return JSON.parse(stdout) as { events: unknown[] };
 }
 
 export interface GoldenHistory {

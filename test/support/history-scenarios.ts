@@ -19,7 +19,7 @@ import {
   TASK_QUEUES,
 } from '../../workflows/definitions.js';
 import { canaryRelease, loadTest, promoteModel, reindexKnowledgeBase } from '../../workflows/index.js';
-import { FakeActivities, forwardingActivities } from './fake-activities.js';
+import { FakeActivities, type FakeOptions, forwardingActivities } from './fake-activities.js';
 import { waitForStatus } from './pipeline-status.js';
 
 // The paths whose histories are kept as golden histories (test/fixtures/histories/): one
@@ -65,10 +65,19 @@ const canarySpec = (overrides: Partial<CanaryReleaseSpecInput> = {}): CanaryRele
   ...overrides,
 });
 
-async function startPromotion(ctx: ScenarioContext, spec: unknown, fake = new FakeActivities()) {
-  ctx.use(fake);
-  return ctx.client.workflow.start(promoteModel, {
-    args: [spec],
+/**
+ * Starts `workflow` with `input` on the default task queue under the scenario's workflow id;
+ * with `fake`, that fake answers the promotion/serving activities from now on.
+ */
+async function start<I>(
+  ctx: ScenarioContext,
+  workflow: (input: I) => Promise<unknown>,
+  input: I,
+  fake?: FakeActivities,
+) {
+  if (fake) ctx.use(fake);
+  return ctx.client.workflow.start(workflow, {
+    args: [input],
     taskQueue: TASK_QUEUES.default,
     workflowId: ctx.workflowId,
   });
@@ -89,204 +98,150 @@ async function settle<H extends WorkflowHandle>(handle: H): Promise<H> {
   return handle;
 }
 
+interface PromotionRun {
+  /** The workflow's input; promotionSpec() when absent. */
+  spec?: unknown;
+  /** How the scripted activities behave (a fresh FakeActivities per run). */
+  fake?: FakeOptions;
+  /** What happens between the start and the end (approvals, updates, a cancel). */
+  drive?: (handle: WorkflowHandle, fake: FakeActivities) => Promise<void>;
+}
+
+/** A promoteModel scenario: start, drive, wait for its end. */
+function promotion(ending: string, name: string, run: PromotionRun = {}): Scenario {
+  return {
+    name: `promote-model.${name}`,
+    workflowType: 'promoteModel',
+    ending,
+    async run(ctx) {
+      const fake = new FakeActivities(run.fake);
+      const handle = await start(ctx, promoteModel, run.spec ?? promotionSpec(), fake);
+      await run.drive?.(handle, fake);
+      return settle(handle);
+    },
+  };
+}
+
 /** Sources in the scripted knowledge base. */
 export const FAKE_KNOWLEDGE_SOURCES = 5;
 
+const beforePromoteOnly = promotionSpec({ approvals: { beforeCanary: false, beforePromote: true } });
+
+/** canaryRelease scenarios: name, ending, how the scripted activities behave. */
+const canaryRuns: Array<[name: string, ending: string, fake: FakeOptions]> = [
+  ['promoted', 'promoted, unattended', {}],
+  ['rolled-back', 'rolled back: the canary analysis failed at 25 %', { verdicts: ['pass', 'fail'] }],
+];
+
 export const SCENARIOS: Scenario[] = [
-  {
-    name: 'promote-model.promoted',
-    workflowType: 'promoteModel',
-    ending: 'promoted, both approval gates passed by update',
-    async run(ctx) {
-      const handle = await startPromotion(ctx, promotionSpec());
+  promotion('promoted, both approval gates passed by update', 'promoted', {
+    drive: async (handle) => {
       await approveAt(handle, 'before-canary');
       await approveAt(handle, 'before-promote');
-      return settle(handle);
     },
-  },
-  {
-    name: 'promote-model.promoted-by-signal',
-    workflowType: 'promoteModel',
-    ending: 'promoted, both approval gates passed by signal (the Temporal UI path)',
-    async run(ctx) {
-      const handle = await startPromotion(ctx, promotionSpec());
+  }),
+  promotion('promoted, both approval gates passed by signal (the Temporal UI path)', 'promoted-by-signal', {
+    drive: async (handle) => {
       for (const gate of ['before-canary', 'before-promote'] as const) {
         await atGate(handle, gate);
         await handle.signal(approveSignal, { gate, by: 'golden' });
       }
-      return settle(handle);
     },
-  },
-  {
-    name: 'promote-model.rolled-back-on-analysis',
-    workflowType: 'promoteModel',
-    ending: 'rolled back: the canary analysis failed at 25 %',
-    async run(ctx) {
-      const fake = new FakeActivities({ verdicts: ['pass', 'fail'] });
-      return settle(await startPromotion(ctx, promotionSpec(noApprovals), fake));
-    },
-  },
-  {
-    name: 'promote-model.aborted',
-    workflowType: 'promoteModel',
-    ending: 'aborted by update at the before-promote gate (canary at 100 %), compensated',
-    async run(ctx) {
-      const handle = await startPromotion(
-        ctx,
-        promotionSpec({ approvals: { beforeCanary: false, beforePromote: true } }),
-      );
+  }),
+  promotion('rolled back: the canary analysis failed at 25 %', 'rolled-back-on-analysis', {
+    spec: promotionSpec(noApprovals),
+    fake: { verdicts: ['pass', 'fail'] },
+  }),
+  promotion('aborted by update at the before-promote gate (canary at 100 %), compensated', 'aborted', {
+    spec: beforePromoteOnly,
+    drive: async (handle) => {
       await atGate(handle, 'before-promote');
       await handle.executeUpdate(abortUpdate, { args: [{ by: 'golden', reason: 'golden history' }] });
-      return settle(handle);
     },
-  },
-  {
-    name: 'promote-model.rejected',
-    workflowType: 'promoteModel',
-    ending: 'rejected by update at the before-canary gate',
-    async run(ctx) {
-      const handle = await startPromotion(ctx, promotionSpec());
+  }),
+  promotion('rejected by update at the before-canary gate', 'rejected', {
+    drive: async (handle) => {
       await atGate(handle, 'before-canary');
       await handle.executeUpdate(rejectUpdate, {
         args: [{ gate: 'before-canary', by: 'golden', comment: 'not this week' }],
       });
-      return settle(handle);
     },
-  },
-  {
-    name: 'promote-model.approval-timed-out',
-    workflowType: 'promoteModel',
-    ending: 'the before-canary gate timed out (1 s), compensated',
-    async run(ctx) {
-      return settle(
-        await startPromotion(
-          ctx,
-          promotionSpec({ approvals: { beforeCanary: true, beforePromote: true, timeoutSeconds: 1 } }),
-        ),
-      );
+  }),
+  promotion('the before-canary gate timed out (1 s), compensated', 'approval-timed-out', {
+    spec: promotionSpec({ approvals: { beforeCanary: true, beforePromote: true, timeoutSeconds: 1 } }),
+  }),
+  promotion(
+    'an inconclusive canary analysis at 10 %, approved by a human, then promoted',
+    'inconclusive-then-approved',
+    {
+      spec: promotionSpec(noApprovals),
+      fake: { verdicts: ['inconclusive'] },
+      drive: (handle) => approveAt(handle, 'inconclusive-analysis'),
     },
-  },
-  {
-    name: 'promote-model.inconclusive-then-approved',
-    workflowType: 'promoteModel',
-    ending: 'an inconclusive canary analysis at 10 %, approved by a human, then promoted',
-    async run(ctx) {
-      const fake = new FakeActivities({ verdicts: ['inconclusive'] });
-      const handle = await startPromotion(ctx, promotionSpec(noApprovals), fake);
-      await approveAt(handle, 'inconclusive-analysis');
-      return settle(handle);
+  ),
+  promotion(
+    'an inconclusive quality gate, approved by a human, then promoted',
+    'quality-gate-inconclusive-approved',
+    {
+      spec: promotionSpec(noApprovals),
+      fake: { qualityInterval: [0.6, -0.4, 1.6] },
+      drive: (handle) => approveAt(handle, 'inconclusive-quality-gate'),
     },
-  },
-  {
-    name: 'promote-model.quality-gate-inconclusive-approved',
-    workflowType: 'promoteModel',
-    ending: 'an inconclusive quality gate, approved by a human, then promoted',
-    async run(ctx) {
-      const fake = new FakeActivities({ qualityInterval: [0.6, -0.4, 1.6] });
-      const handle = await startPromotion(ctx, promotionSpec(noApprovals), fake);
-      await approveAt(handle, 'inconclusive-quality-gate');
-      return settle(handle);
+  ),
+  promotion('the quality gate failed (2.5 % drop), compensated', 'quality-gate-failed', {
+    spec: promotionSpec(noApprovals),
+    fake: { qualityDropPct: 2.5 },
+  }),
+  promotion(
+    'paused during the 10 % step, told to jump to 50 %, resumed, promoted',
+    'paused-resumed-step-jump',
+    {
+      spec: promotionSpec(noApprovals),
+      fake: { block: ['shiftCanaryTraffic:10'] },
+      drive: async (handle, fake) => {
+        await fake.callStarted('shiftCanaryTraffic:10');
+        await handle.executeUpdate(pauseUpdate, { args: [{ by: 'golden' }] });
+        await handle.executeUpdate(setTrafficStepUpdate, { args: [{ percent: 50, by: 'golden' }] });
+        fake.releaseCall('shiftCanaryTraffic:10');
+        await waitForStatus(handle, (s) => s.paused && s.analyses >= 1, 'the pause before the next step');
+        await handle.executeUpdate(resumeUpdate, { args: [{ by: 'golden' }] });
+      },
     },
-  },
-  {
-    name: 'promote-model.quality-gate-failed',
-    workflowType: 'promoteModel',
-    ending: 'the quality gate failed (2.5 % drop), compensated',
-    async run(ctx) {
-      const fake = new FakeActivities({ qualityDropPct: 2.5 });
-      return settle(await startPromotion(ctx, promotionSpec(noApprovals), fake));
-    },
-  },
-  {
-    name: 'promote-model.paused-resumed-step-jump',
-    workflowType: 'promoteModel',
-    ending: 'paused during the 10 % step, told to jump to 50 %, resumed, promoted',
-    async run(ctx) {
-      const fake = new FakeActivities({ block: ['shiftCanaryTraffic:10'] });
-      const handle = await startPromotion(ctx, promotionSpec(noApprovals), fake);
-      await fake.callStarted('shiftCanaryTraffic:10');
-      await handle.executeUpdate(pauseUpdate, { args: [{ by: 'golden' }] });
-      await handle.executeUpdate(setTrafficStepUpdate, { args: [{ percent: 50, by: 'golden' }] });
-      fake.releaseCall('shiftCanaryTraffic:10');
-      await waitForStatus(handle, (s) => s.paused && s.analyses >= 1, 'the pause before the next step');
-      await handle.executeUpdate(resumeUpdate, { args: [{ by: 'golden' }] });
-      return settle(handle);
-    },
-  },
-  {
-    name: 'promote-model.cancelled',
-    workflowType: 'promoteModel',
-    ending: 'cancelled from the client at the before-promote gate, compensated',
-    async run(ctx) {
-      const handle = await startPromotion(
-        ctx,
-        promotionSpec({ approvals: { beforeCanary: false, beforePromote: true } }),
-      );
+  ),
+  promotion('cancelled from the client at the before-promote gate, compensated', 'cancelled', {
+    spec: beforePromoteOnly,
+    drive: async (handle) => {
       await atGate(handle, 'before-promote');
       await handle.cancel();
-      return settle(handle);
     },
-  },
-  {
-    name: 'promote-model.bad-input',
-    workflowType: 'promoteModel',
-    ending: 'refused at start: InvalidInput naming the bad fields',
-    async run(ctx) {
-      return settle(
-        await startPromotion(ctx, { model: 'not a model', quantization: { bits: 3 }, surprise: true }),
-      );
-    },
-  },
-  {
-    name: 'canary-release.promoted',
-    workflowType: 'canaryRelease',
-    ending: 'promoted, unattended',
-    async run(ctx) {
-      ctx.use(new FakeActivities());
-      const handle = await ctx.client.workflow.start(canaryRelease, {
-        args: [canarySpec()],
-        taskQueue: TASK_QUEUES.default,
-        workflowId: ctx.workflowId,
-      });
-      return settle(handle);
-    },
-  },
-  {
-    name: 'canary-release.rolled-back',
-    workflowType: 'canaryRelease',
-    ending: 'rolled back: the canary analysis failed at 25 %',
-    async run(ctx) {
-      ctx.use(new FakeActivities({ verdicts: ['pass', 'fail'] }));
-      const handle = await ctx.client.workflow.start(canaryRelease, {
-        args: [canarySpec()],
-        taskQueue: TASK_QUEUES.default,
-        workflowId: ctx.workflowId,
-      });
-      return settle(handle);
-    },
-  },
+  }),
+  promotion('refused at start: InvalidInput naming the bad fields', 'bad-input', {
+    spec: { model: 'not a model', quantization: { bits: 3 }, surprise: true },
+  }),
+  ...canaryRuns.map(
+    ([name, ending, fake]): Scenario => ({
+      name: `canary-release.${name}`,
+      workflowType: 'canaryRelease',
+      ending,
+      run: async (ctx) => settle(await start(ctx, canaryRelease, canarySpec(), new FakeActivities(fake))),
+    }),
+  ),
   ...(['full', 'incremental'] as const).map(
     (mode): Scenario => ({
       name: `reindex-knowledge-base.${mode}`,
       workflowType: 'reindexKnowledgeBase',
       ending: `${mode} re-index of ${FAKE_KNOWLEDGE_SOURCES} sources, continued as new after each batch`,
-      async run(ctx) {
-        const handle = await ctx.client.workflow.start(reindexKnowledgeBase, {
-          args: [
-            {
-              request: {
-                source: { kind: 'directory', path: '/srv/knowledge' },
-                mode,
-                batch: { sourcesPerActivity: 2, sourcesPerCommit: 1, batchesPerRun: 1 },
-                requestedBy: 'golden-history',
-              },
+      run: async (ctx) =>
+        settle(
+          await start(ctx, reindexKnowledgeBase, {
+            request: {
+              source: { kind: 'directory', path: '/srv/knowledge' },
+              mode,
+              batch: { sourcesPerActivity: 2, sourcesPerCommit: 1, batchesPerRun: 1 },
+              requestedBy: 'golden-history',
             },
-          ],
-          taskQueue: TASK_QUEUES.default,
-          workflowId: ctx.workflowId,
-        });
-        return settle(handle);
-      },
+          }),
+        ),
     }),
   ),
   ...([true, false] as const).map(
@@ -294,25 +249,19 @@ export const SCENARIOS: Scenario[] = [
       name: `load-test.${passed ? 'passed' : 'slo-missed'}`,
       workflowType: 'loadTest',
       ending: passed ? 'every SLO met' : 'an SLO missed: LoadTestSloMissed',
-      async run(ctx) {
-        const handle = await ctx.client.workflow.start(loadTest, {
-          args: [
-            {
-              request: {
-                url: 'http://127.0.0.1:8000',
-                mode: 'closed',
-                concurrency: 2,
-                maxRequests: 20,
-                maxTokens: 8,
-                slo: passed ? { p99E2eMs: 10_000 } : { p99E2eMs: 1 },
-              },
+      run: async (ctx) =>
+        settle(
+          await start(ctx, loadTest, {
+            request: {
+              url: 'http://127.0.0.1:8000',
+              mode: 'closed',
+              concurrency: 2,
+              maxRequests: 20,
+              maxTokens: 8,
+              slo: passed ? { p99E2eMs: 10_000 } : { p99E2eMs: 1 },
             },
-          ],
-          taskQueue: TASK_QUEUES.default,
-          workflowId: ctx.workflowId,
-        });
-        return settle(handle);
-      },
+          }),
+        ),
     }),
   ),
 ];

@@ -415,25 +415,28 @@ export class FakeKServeController {
       { type: 'Ready', status: 'True' },
     ];
     if (mode === 'Standard') {
-      const canary = isvc.spec.canary?.[0];
-      const failing = [isvc.spec.predictor, canary?.predictor].some(
+      const canaries = isvc.spec.canary ?? [];
+      const failing = [isvc.spec.predictor, ...canaries.map((c) => c.predictor)].some(
         (p) => p?.model.storageUri && this.options.failingStorageUris?.has(p.model.storageUri),
       );
       const conditions: Array<{ type: string; status: string; reason?: string; message?: string }> = failing
         ? [{ type: 'Ready', status: 'False', reason: 'RevisionFailed', message: 'container exited' }]
         : [...ready];
-      if (canary && !failing)
+      if (canaries.length > 0 && !failing)
         conditions.push({ type: 'CanaryPredictorReady', status: 'True', reason: 'AllCanariesReady' });
       return {
         observedGeneration: generation,
         url: this.url(isvc),
         conditions,
         components: { predictor: { url: this.url(isvc) } },
-        ...(canary
+        // One status per spec.canary[] entry (a canary, and a baseline beside it when asked).
+        ...(canaries.length > 0
           ? {
-              canaryStatuses: [
-                { name: canary.predictor.name, ready: !failing, trafficPercent: canary.trafficPercent },
-              ],
+              canaryStatuses: canaries.map((c) => ({
+                name: c.predictor.name,
+                ready: !failing,
+                trafficPercent: c.trafficPercent,
+              })),
             }
           : {}),
       };

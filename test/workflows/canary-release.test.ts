@@ -50,6 +50,23 @@ describe('canaryRelease', () => {
     expect(status.stages.find((s) => s.name === 'load-test')?.state).toBe('skipped');
   });
 
+  it('asks for a baseline beside the canary at every step when the plan has one', async () => {
+    current = workers.use(new FakeActivities());
+    const handle = await start(
+      spec({
+        serving: { namespace: 'llm-prod', name: 'qwen-7b-chat', deploymentMode: 'Standard' },
+        canary: { baseline: true },
+      }),
+    );
+    expect((await handle.result()).outcome).toBe('promoted');
+    expect(current.calls.filter((c) => c.startsWith('shiftCanaryTraffic'))).toEqual([
+      'shiftCanaryTraffic:10+baseline',
+      'shiftCanaryTraffic:25+baseline',
+      'shiftCanaryTraffic:50+baseline',
+      'shiftCanaryTraffic:100+baseline',
+    ]);
+  });
+
   it('rolls back on a breach with the reason in the failure (CI exits 2 on this type)', async () => {
     current = workers.use(new FakeActivities({ verdicts: ['pass', 'fail'] }));
     const handle = await start(spec());

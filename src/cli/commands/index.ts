@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { registerAnalysisCommands } from './analysis.js';
+import { registerAuditCommands } from './audit.js';
 import { registerCodecServerCommands } from './codec-server.js';
 import { registerKnowledgeCommands } from './kb.js';
 import { registerLeaseCommands } from './lease.js';
 import { registerLoadTestCommands } from './loadtest.js';
 import { registerPipelineCommands } from './pipelines.js';
+import { registerPlanCommands } from './plan.js';
 import { registerScheduleCommands } from './schedule.js';
 import { registerStackCommands } from './stack.js';
 
@@ -24,4 +26,6 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   registerLeaseCommands,
   registerCodecServerCommands,
   registerAnalysisCommands,
+  registerAuditCommands,
+  registerPlanCommands,
 ];

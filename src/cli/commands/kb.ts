@@ -5,6 +5,7 @@ import { type Command, Option } from 'commander';
 import { reindexStatusQuery, TASK_QUEUES } from '../../../workflows/definitions.js';
 import { reindexKnowledgeBase } from '../../../workflows/index.js';
 import { StoreAuditLog } from '../../audit/audit-log.js';
+import { RagAuditLog } from '../../audit/rag-audit.js';
 import {
   REINDEX_MODES,
   type ReindexReport,
@@ -20,10 +21,12 @@ import {
   type KnowledgeComposition,
 } from '../../knowledge/compose.js';
 import { startEmbeddedPostgres } from '../../knowledge/pglite/embedded.js';
-import { askKnowledge, searchKnowledge } from '../../knowledge/retrieval.js';
+import { searchKnowledge } from '../../knowledge/retrieval.js';
 import { EMBEDDED_DATABASE_PORT } from '../../knowledge/store/pgvector-store.js';
 import type { SearchHit } from '../../knowledge/store/port.js';
 import { createLogger } from '../../observability/logger.js';
+import { guardedAsk } from '../../safety/guarded-ask.js';
+import { createGuard, guardSettingsFromEnv } from '../../safety/index.js';
 import { createArtifactStore } from '../../storage/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
@@ -245,20 +248,47 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
     )
     .option('--model <name>', 'chat model name (default: llm.chatModel, QWENOPS_CHAT_MODEL; qwen-7b-chat)')
     .option('--show-prompt', 'print the messages sent to the model')
+    .option(
+      '--lexicon <file>',
+      'sensitive-word lexicon (default: QWENOPS_SAFETY_LEXICON, else the shipped one; README "Safety filter")',
+    )
+    .option('--user <id>', "who asks (the audit record's user_id)", process.env.USER ?? 'cli')
     .addOption(tableOption())
     .action(
       async (
         question: string,
-        opts: { top: number; chatUrl?: string; model?: string; showPrompt?: boolean; table: string },
+        opts: {
+          top: number;
+          chatUrl?: string;
+          model?: string;
+          showPrompt?: boolean;
+          table: string;
+          lexicon?: string;
+          user: string;
+        },
       ) => {
         const ctx = context();
         const { llm } = ctx.config;
         const chat = createChatClient({ ...llm, chatUrl: opts.chatUrl ?? llm.chatUrl });
+        const settings = guardSettingsFromEnv();
+        const guard = await createGuard({ ...settings, lexiconFile: opts.lexicon ?? settings.lexiconFile });
+        // The audit line goes to stdout for log shippers, or to stderr when stdout is --json output.
+        const audit = new RagAuditLog(await createArtifactStore(ctx.config.store), {
+          logger: createLogger('rag-audit', 'info', ctx.json ? 2 : 1),
+        });
         const result = await withKnowledge(ctx, (knowledge) =>
-          askKnowledge({ store: knowledge.store(opts.table), embedder: knowledge.embedder, chat }, question, {
-            model: opts.model ?? llm.chatModel,
-            k: opts.top,
-          }),
+          guardedAsk(
+            {
+              store: knowledge.store(opts.table),
+              embedder: knowledge.embedder,
+              chat,
+              guard,
+              audit,
+              userId: opts.user,
+            },
+            question,
+            { model: opts.model ?? llm.chatModel, k: opts.top },
+          ),
         );
         ctx.print(result, () =>
           [

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { StoreAuditLog } from '../../audit/audit-log.js';
 import { createClusterBackend } from '../../cluster/index.js';
-import type { ServingRef } from '../../cluster/port.js';
+import type { ServingRef } from '../../domain/serving-revision.js';
 import {
   type BreakLeaseResult,
   type ServiceLeaseView,

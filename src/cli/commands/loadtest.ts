@@ -27,6 +27,7 @@ import {
 import { createArtifactStore } from '../../storage/index.js';
 import { createDataConverter } from '../../temporal/data-converter.js';
 import type { CliContext } from '../context.js';
+import { durationSeconds, parseDuration } from '../durations.js';
 import { EXIT } from '../exit-codes.js';
 import { pendingActivities } from '../pipeline-client.js';
 import type { CommandGroup } from './index.js';
@@ -37,11 +38,15 @@ import type { CommandGroup } from './index.js';
 
 /** "500ms", "30s", "2m", "1h" or a plain number of seconds -> seconds. */
 export function parseDurationSeconds(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!match) throw new InvalidArgumentError('must be a duration such as 500ms, 30s, 2m or 1h');
-  const value = Number(match[1]);
-  const unit = match[2] ?? 's';
-  return unit === 'ms' ? value / 1000 : unit === 'm' ? value * 60 : unit === 'h' ? value * 3600 : value;
+  return durationSeconds(
+    parseDuration(text, {
+      units: ['ms', 's', 'm', 'h'],
+      bareUnit: 's',
+      decimals: true,
+      spaced: true,
+      message: 'must be a duration such as 500ms, 30s, 2m or 1h',
+    }),
+  );
 }
 
 const number = (what: string) => (text: string) => {

@@ -16,58 +16,33 @@ import type { PipelineStatus } from '../../domain/status.js';
 import { InputValidationError } from '../../domain/validation.js';
 import { createDataConverter } from '../../temporal/data-converter.js';
 import type { CliContext } from '../context.js';
-import { EXIT } from '../exit-codes.js';
 import { integerOption } from '../options.js';
 import {
-  type Conclusion,
-  conclude,
-  follow,
   listPipelines,
-  type Pipeline,
   pendingActivities,
-  startCanaryRelease,
+  releaseWorkflowId,
+  startOrAttachCanaryRelease,
   startPromotion,
 } from '../pipeline-client.js';
 import { renderStatus } from '../render.js';
 import { applySets, readSpecFile } from '../spec-input.js';
+import { CANCEL_REASON, concludeFinished, waitForRun } from '../wait.js';
 import type { CommandGroup } from './index.js';
 
 // promote, canary, status, approve, reject, abort, pause, resume, list.
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-function exitCodeFor(conclusion: Conclusion): number {
-  if (conclusion.outcome === 'promoted') return EXIT.ok;
-  if (conclusion.outcome === 'rolled_back') return EXIT.rolledBack;
-  return EXIT.error;
+async function watchToEnd(ctx: CliContext, workflowId: string): Promise<number> {
+  return waitForRun(ctx, workflowId, { uiUrl: uiLink(ctx, workflowId) });
 }
 
-async function watchToEnd(ctx: CliContext, workflowId: string): Promise<number> {
-  const client = await ctx.client();
-  // promoteModel or canaryRelease: both results carry the final status.
-  const handle = client.workflow.getHandle<Pipeline>(workflowId);
-  const codec = createDataConverter(ctx.config.codecKey).payloadCodecs?.[0];
-  if (!ctx.json) {
-    await follow(
-      handle,
-      (status, pending) => {
-        const decision = status.pendingDecision
-          ? ` | waiting for ${status.pendingDecision.gate}: qwenops approve ${workflowId}`
-          : '';
-        const running = pending.length > 0 ? ` | ${pending.join('; ')}` : '';
-        process.stderr.write(
-          `[${new Date().toISOString().slice(11, 19)}] ${status.stage} ${status.progress.percent}% ${status.progress.message}${running}${decision}\n`,
-        );
-      },
-      { codec },
-    );
+function secondsOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 1 || n > 3600) {
+    throw new InputValidationError('--progress-every', [{ path: 'seconds', message: 'must be 1..3600' }]);
   }
-  const conclusion = await conclude(handle);
-  ctx.print({ workflowId, ...conclusion }, () => {
-    const head = `${workflowId}: ${conclusion.outcome}${conclusion.reason ? ` — ${conclusion.reason}` : ''}`;
-    return conclusion.status ? `${head}\n${renderStatus(conclusion.status)}` : head;
-  });
-  return exitCodeFor(conclusion);
+  return n;
 }
 
 async function sendUpdate(
@@ -152,13 +127,35 @@ export const registerPipelineCommands: CommandGroup = (program: Command, context
     .option('--storage-uri <uri>', 'weights of the new revision (s3://, pvc://, hf://, file://)')
     .option('--spec <file>', 'canary release spec (JSON or YAML)')
     .option('--set <path=value>', 'override one spec field, repeatable', collect, [])
-    .option('--id <workflowId>', 'workflow id')
+    .option(
+      '--id <workflowId>',
+      'workflow id; a second start with the same id attaches to that release instead of starting another',
+    )
+    .option(
+      '--release <name>',
+      'derive the id from the service and this release (a commit SHA, a tag): canary-<namespace>-<name>-<release>',
+    )
     .option(
       '--requested-by <user>',
       'who asks (audit records)',
       process.env.CI ? 'ci' : (process.env.USER ?? 'cli'),
     )
-    .option('--wait', 'wait for the end; exit 0 promoted, 2 rolled back (reason printed), 1 error')
+    .option(
+      '--wait',
+      'wait for the end; exit 0 promoted, 2 rolled back, 4 service held by another release, 1 error (see README, Exit codes)',
+    )
+    .option(
+      '--abort-on-cancel',
+      `with --wait: on SIGINT/SIGTERM abort the release ("${CANCEL_REASON}") and exit 6, instead of detaching (exit 5)`,
+    )
+    .option('--junit <file>', 'write a JUnit XML report: one test case per analysis step and per gate')
+    .option('--summary <file>', 'append a Markdown summary (e.g. "$GITHUB_STEP_SUMMARY")')
+    .option(
+      '--progress-every <seconds>',
+      'while waiting, print a progress line at least this often, even when nothing changes',
+      secondsOption,
+      30,
+    )
     .action(async (opts) => {
       const ctx = context();
       const raw: Record<string, unknown> = opts.spec ? readSpecFile(opts.spec) : {};
@@ -168,17 +165,48 @@ export const registerPipelineCommands: CommandGroup = (program: Command, context
           { path: '--service', message: 'must be <namespace>/<name>' },
         ]);
       }
+      if (opts.id && opts.release) {
+        throw new InputValidationError('canary', [
+          { path: '--release', message: '--id and --release are exclusive (--release derives the id)' },
+        ]);
+      }
       raw.serving = { ...(raw.serving as object), namespace, name };
       if (opts.storageUri) raw.storageUri = opts.storageUri;
       raw.requestedBy ??= opts.requestedBy;
       applySets(raw, opts.set);
       const spec = parseCanaryReleaseSpec(raw);
-      const handle = await startCanaryRelease(await ctx.client(), spec, opts.id);
-      ctx.print(
-        { workflowId: handle.workflowId, uiUrl: uiLink(ctx, handle.workflowId) },
-        () => `started ${handle.workflowId}\n  UI: ${uiLink(ctx, handle.workflowId)}`,
-      );
-      if (opts.wait) process.exitCode = await watchToEnd(ctx, handle.workflowId);
+      const workflowId: string | undefined =
+        opts.id ?? (opts.release ? releaseWorkflowId({ namespace, name }, String(opts.release)) : undefined);
+      const { handle, state } = await startOrAttachCanaryRelease(await ctx.client(), spec, workflowId);
+      const id = handle.workflowId;
+      const ui = uiLink(ctx, id);
+      const waitOptions = {
+        junit: opts.junit as string | undefined,
+        summary: opts.summary as string | undefined,
+        abortOnCancel: Boolean(opts.abortOnCancel),
+        by: spec.requestedBy,
+        progressEverySeconds: opts.progressEvery as number,
+        startState: state,
+        uiUrl: ui,
+      };
+      const said =
+        state === 'started'
+          ? `started ${id}`
+          : state === 'running'
+            ? `${id} is already running: ${opts.wait ? 'attaching to it' : 'not starting another'}`
+            : `${id} has already finished: not starting it again`;
+      if (state === 'finished') {
+        process.stderr.write(`${said}\n`);
+        process.exitCode = await concludeFinished(ctx, id, waitOptions);
+        return;
+      }
+      if (opts.wait) {
+        // One JSON document on stdout (the final one); the rest is progress on stderr.
+        process.stderr.write(`${said}\n  UI: ${ui}\n`);
+        process.exitCode = await waitForRun(ctx, id, waitOptions);
+        return;
+      }
+      ctx.print({ workflowId: id, startState: state, uiUrl: ui }, () => `${said}\n  UI: ${ui}`);
     });
 
   program

@@ -1,8 +1,9 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { REINDEX_MODES } from '../../domain/knowledge.js';
 import { InputValidationError } from '../../domain/validation.js';
 import type { CliContext } from '../context.js';
+import { durationMs, parseDuration } from '../durations.js';
 import { defaultScheduleId, summariseSchedule, upsertReindexSchedule } from '../knowledge-schedule.js';
 import type { CommandGroup } from './index.js';
 import { reindexRequestFromFlags } from './kb.js';
@@ -15,10 +16,14 @@ const CRON = /^(\S+\s+){4}\S+$/;
 
 /** "30m", "1h", "2d" -> ms. */
 export function parseWindow(text: string): number {
-  const match = /^(\d+)(s|m|h|d)$/.exec(text.trim());
-  if (!match) throw new InvalidArgumentError('must be a duration like 30m, 6h or 1d');
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
-  return Number(match[1]) * unit;
+  return durationMs(
+    parseDuration(text, {
+      units: ['s', 'm', 'h', 'd'],
+      decimals: false,
+      spaced: false,
+      message: 'must be a duration like 30m, 6h or 1d',
+    }),
+  );
 }
 
 function validTimezone(zone: string): boolean {

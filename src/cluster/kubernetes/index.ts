@@ -2,18 +2,17 @@ import path from 'node:path';
 import { KubeConfig, type Middleware as PromiseMiddleware } from '@kubernetes/client-node';
 import type { QwenopsConfig } from '../../config/config.js';
 import { DEFAULT_ROLLOUT_LEASE_SECONDS } from '../../domain/lease.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../../domain/serving-revision.js';
 import type { Logger } from '../../observability/logger.js';
 import { repoRoot } from '../../runtime/entrypoints.js';
 import type {
+  CanaryOptions,
   ClaimOutcome,
   ClusterBackend,
   GpuJobSpec,
   JobStatus,
   RenewOutcome,
   ServiceLease,
-  ServingRef,
-  ServingRevisionSpec,
-  ServingStatus,
   WaitOptions,
 } from '../port.js';
 import { createKubeClients, DEFAULT_RETRY, type RetryPolicy } from './client.js';
@@ -137,8 +136,13 @@ export class KubernetesBackend implements ClusterBackend {
   deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus> {
     return this.serving.deployService(ref, revision);
   }
-  startCanary(ref: ServingRef, revision: ServingRevisionSpec, percent: number): Promise<ServingStatus> {
-    return this.serving.startCanary(ref, revision, percent);
+  startCanary(
+    ref: ServingRef,
+    revision: ServingRevisionSpec,
+    percent: number,
+    options?: CanaryOptions,
+  ): Promise<ServingStatus> {
+    return this.serving.startCanary(ref, revision, percent, options);
   }
   setCanaryTraffic(ref: ServingRef, percent: number): Promise<ServingStatus> {
     return this.serving.setCanaryTraffic(ref, percent);

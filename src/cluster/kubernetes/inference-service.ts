@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ClusterError, type DeploymentMode, type ServingRevisionSpec } from '../port.js';
+import type { DeploymentMode, ServingRevisionSpec } from '../../domain/serving-revision.js';
+import { ClusterError } from '../port.js';
 
 // The KServe InferenceService (serving.kserve.io/v1beta1) as qwenops writes and reads it,
 // for both canary APIs KServe has:
@@ -120,7 +121,7 @@ export const DEFAULT_PREDICTOR_OPTIONS: PredictorOptions = {
   port: 8080,
 };
 
-/** The vLLM OpenAI server flags for a revision (the seed's settings, plus any extras). */
+/** The vLLM OpenAI server flags for a revision (the revision's vllm settings, plus any extras). */
 export function vllmArgs(revision: ServingRevisionSpec, port: number): string[] {
   const v = revision.vllm;
   const args = [

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Container, V1EnvVar, V1Job } from '@kubernetes/client-node';
 import YAML from 'yaml';
-import { isDnsLabel } from '../../domain/names.js';
+import { isDnsLabel, labelValue } from '../../domain/names.js';
 import {
   ClusterError,
   type GpuJobSpec,
@@ -62,14 +62,6 @@ function validateTemplate(value: unknown, source: string): V1Job {
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-
-/** Kubernetes label values: <= 63 characters of [A-Za-z0-9_.-], alphanumeric at both ends. */
-export function labelValue(value: string): string {
-  return value
-    .replace(/[^A-Za-z0-9_.-]/g, '_')
-    .slice(0, 63)
-    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
-}
 
 function invalid(field: string, rule: string): ClusterError {
   return new ClusterError('Invalid', `GpuJobSpec.${field}: ${rule}`, false);

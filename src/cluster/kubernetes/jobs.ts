@@ -1,4 +1,5 @@
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { labelValue } from '../../domain/names.js';
 import type { Logger } from '../../observability/logger.js';
 import {
   ClusterError,
@@ -9,14 +10,8 @@ import {
 } from '../port.js';
 import { callApi, describeApiError, type KubeClients, type RetryPolicy } from './client.js';
 import { isAlreadyExists, isNotFound } from './errors.js';
-import {
-  buildJobManifest,
-  type JobTemplates,
-  jobStatusFromObject,
-  LABELS,
-  labelValue,
-} from './job-manifest.js';
-import { type WatchStats, watchUntil } from './watch.js';
+import { buildJobManifest, type JobTemplates, jobStatusFromObject, LABELS } from './job-manifest.js';
+import { type WatchStats, watchOptions, watchUntil } from './watch.js';
 
 // GPU Jobs (batch/v1): check-then-create with adoption, a watch-based wait, the pods' last
 // log lines on failure, and deletion with background propagation (pods go too).
@@ -110,7 +105,7 @@ export class KubernetesJobs implements ClusterJobs {
   async waitForJob(namespace: string, name: string, options: WaitOptions): Promise<JobStatus> {
     const what = `Job ${namespace}/${name}`;
     return watchUntil<V1Job, JobStatus>({
-      kubeConfig: this.options.clients.kubeConfig,
+      ...watchOptions(this.options, options),
       what,
       path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
       name,
@@ -129,14 +124,6 @@ export class KubernetesJobs implements ClusterJobs {
         if (status.phase === 'Succeeded' || status.phase === 'Failed') return { done: true, value: status };
         return { done: false, progress: `${status.phase}: ${status.message ?? ''}`.trim() };
       },
-      deadline: options.deadline,
-      signal: options.signal,
-      onProgress: options.onProgress,
-      keepAliveMs: this.options.keepAliveMs,
-      watchTimeoutSeconds: this.options.watchTimeoutSeconds,
-      retry: this.options.retry,
-      logger: this.options.logger,
-      stats: this.options.watchStats,
     });
   }
 

@@ -1,12 +1,6 @@
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../../domain/serving-revision.js';
 import type { Logger } from '../../observability/logger.js';
-import {
-  ClusterError,
-  type ClusterServing,
-  type ServingRef,
-  type ServingRevisionSpec,
-  type ServingStatus,
-  type WaitOptions,
-} from '../port.js';
+import { type CanaryOptions, ClusterError, type ClusterServing, type WaitOptions } from '../port.js';
 import { type CanaryStrategy, canaryStrategyFor, describeService, type ServiceEdit } from './canary/index.js';
 import { callApi, type KubeClients, type RetryPolicy } from './client.js';
 import {
@@ -20,7 +14,7 @@ import {
   predictorDigest,
 } from './inference-service.js';
 import { RolloutLeases } from './rollout-lease.js';
-import { type WatchStats, watchUntil } from './watch.js';
+import { type WatchStats, watchOptions, watchUntil } from './watch.js';
 
 // Serving on KServe: deploy an InferenceService, then canary, step, promote and roll back
 // through the canary API of its deployment mode (canary/: one strategy per API, picked once
@@ -236,10 +230,15 @@ export class KubernetesServing implements ServingChanges {
     return this.status(ref, await this.update(ref, action, edit));
   }
 
-  async startCanary(ref: ServingRef, revision: ServingRevisionSpec, percent: number): Promise<ServingStatus> {
+  async startCanary(
+    ref: ServingRef,
+    revision: ServingRevisionSpec,
+    percent: number,
+    options: CanaryOptions = {},
+  ): Promise<ServingStatus> {
     checkPercent(percent);
-    const edit = this.strategy(ref).startCanary(revision, percent);
-    return this.change(ref, `start canary at ${percent}%`, edit);
+    const edit = this.strategy(ref).startCanary(revision, percent, options);
+    return this.change(ref, `start canary at ${percent}%${options.baseline ? ' with a baseline' : ''}`, edit);
   }
 
   async setCanaryTraffic(ref: ServingRef, percent: number): Promise<ServingStatus> {
@@ -264,7 +263,7 @@ export class KubernetesServing implements ServingChanges {
     const what = describeService(ref);
     const strategy = this.strategy(ref);
     const settled = await watchUntil<InferenceService, ServingStatus>({
-      kubeConfig: this.options.clients.kubeConfig,
+      ...watchOptions(this.options, options),
       what,
       path: `/apis/${ISVC.group}/${ISVC.version}/namespaces/${ref.namespace}/${ISVC.plural}`,
       name: ref.name,
@@ -289,14 +288,6 @@ export class KubernetesServing implements ServingChanges {
           ? { done: true, value: result.status }
           : { done: false, progress: result.progress };
       },
-      deadline: options.deadline,
-      signal: options.signal,
-      onProgress: options.onProgress,
-      keepAliveMs: this.options.keepAliveMs,
-      watchTimeoutSeconds: this.options.watchTimeoutSeconds,
-      retry: this.options.retry,
-      logger: this.options.logger,
-      stats: this.options.watchStats,
     });
     return { ...settled, owner: await this.leases.holder(ref) };
   }

@@ -1,5 +1,7 @@
 import { type V1Lease, type V1LeaseSpec, V1MicroTime } from '@kubernetes/client-node';
 import { checkLeaseSeconds, DEFAULT_ROLLOUT_LEASE_SECONDS, leaseExpired } from '../../domain/lease.js';
+import { labelValue } from '../../domain/names.js';
+import type { ServingRef } from '../../domain/serving-revision.js';
 import type { Logger } from '../../observability/logger.js';
 import {
   type ClaimOutcome,
@@ -7,10 +9,8 @@ import {
   type ClusterErrorCode,
   type RenewOutcome,
   type ServiceLease,
-  type ServingRef,
 } from '../port.js';
 import { callApi, type KubeClients, type RetryPolicy } from './client.js';
-import { labelValue } from './job-manifest.js';
 
 // The rollout lease: one coordination.k8s.io Lease per service, named rolloutLeaseName(service)
 // so the worker's Role can list the names it may touch (k8s/base/rbac.yaml), so two

@@ -1,6 +1,6 @@
 import { type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/logger.js';
-import { ClusterError } from '../port.js';
+import { ClusterError, type WaitOptions } from '../port.js';
 import { abortError, type RetryPolicy, sleep } from './client.js';
 import { isNetworkError, isTransient, statusCode, toClusterError } from './errors.js';
 
@@ -47,6 +47,44 @@ export interface WatchUntilOptions<T extends KubernetesObject, R> {
   retry: RetryPolicy;
   logger?: Logger;
   stats?: WatchStats;
+}
+
+/** What a backend's waits share: its kubeConfig, retry policy, watch timers, logger and counters. */
+export interface WatchSettings {
+  clients: { kubeConfig: KubeConfig };
+  retry: RetryPolicy;
+  watchTimeoutSeconds: number;
+  keepAliveMs: number;
+  logger?: Logger;
+  watchStats: WatchStats;
+}
+
+type SharedWatchOptions = Pick<
+  WatchUntilOptions<KubernetesObject, unknown>,
+  | 'kubeConfig'
+  | 'deadline'
+  | 'signal'
+  | 'onProgress'
+  | 'keepAliveMs'
+  | 'watchTimeoutSeconds'
+  | 'retry'
+  | 'logger'
+  | 'stats'
+>;
+
+/** The watchUntil options that come from the backend's settings and the caller's wait. */
+export function watchOptions(settings: WatchSettings, wait: WaitOptions): SharedWatchOptions {
+  return {
+    kubeConfig: settings.clients.kubeConfig,
+    deadline: wait.deadline,
+    signal: wait.signal,
+    onProgress: wait.onProgress,
+    keepAliveMs: settings.keepAliveMs,
+    watchTimeoutSeconds: settings.watchTimeoutSeconds,
+    retry: settings.retry,
+    logger: settings.logger,
+    stats: settings.watchStats,
+  };
 }
 
 type WatchOutcome<R> =

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { DEFAULT_ROLLOUT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS } from '../../domain/lease.js';
+import type { ServingStatus } from '../../domain/serving-revision.js';
 import { dnsLabelSchema } from '../../domain/validation.js';
-import type { ClusterErrorCode, GpuJobSpec, JobStatus, ServingStatus } from '../port.js';
+import type { ClusterErrorCode, GpuJobSpec, JobStatus } from '../port.js';
 import type { ProxyFault } from './traffic-proxy.js';
 
 // The sandbox daemon's control API, shared by the daemon (server) and SandboxClusterBackend
@@ -80,6 +81,7 @@ export const canaryBodySchema = z
     deploymentMode: deploymentModeSchema,
     revision: servingRevisionSpecSchema,
     percent: percentSchema,
+    baseline: z.boolean().default(false),
   })
   .strict();
 export const trafficBodySchema = z.object({ percent: percentSchema }).strict();
@@ -130,7 +132,7 @@ export const faultRulesSchema = z
 
 export interface RevisionView {
   name: string;
-  role: 'stable' | 'canary';
+  role: 'stable' | 'canary' | 'baseline';
   storageUri: string;
   servedModelName: string;
   url?: string;
@@ -161,7 +163,7 @@ export interface ServiceView {
   history: Array<{
     name: string;
     storageUri: string;
-    outcome: 'replaced' | 'rolled-back';
+    outcome: 'replaced' | 'rolled-back' | 'baseline-removed';
     /** Its start-up to first healthy answer, when it got there. */
     readySeconds?: number;
   }>;

@@ -1,7 +1,9 @@
 import { Agent, type Dispatcher, request } from 'undici';
 import { DEFAULT_ROLLOUT_LEASE_SECONDS } from '../../domain/lease.js';
+import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../../domain/serving-revision.js';
 import type { Logger } from '../../observability/logger.js';
 import {
+  type CanaryOptions,
   type ClaimOutcome,
   type ClusterBackend,
   ClusterError,
@@ -10,9 +12,6 @@ import {
   type JobStatus,
   type RenewOutcome,
   type ServiceLease,
-  type ServingRef,
-  type ServingRevisionSpec,
-  type ServingStatus,
   type WaitOptions,
 } from '../port.js';
 import { type ApiErrorBody, type JobView, jobPath, servicePath } from './api.js';
@@ -332,11 +331,17 @@ export class SandboxClusterBackend implements ClusterBackend {
     });
   }
 
-  startCanary(ref: ServingRef, revision: ServingRevisionSpec, percent: number): Promise<ServingStatus> {
+  startCanary(
+    ref: ServingRef,
+    revision: ServingRevisionSpec,
+    percent: number,
+    options: CanaryOptions = {},
+  ): Promise<ServingStatus> {
     return this.serving('POST', `${servicePath(ref.namespace, ref.name)}/canary`, {
       deploymentMode: ref.deploymentMode,
       revision,
       percent,
+      ...(options.baseline ? { baseline: true } : {}),
     });
   }
 

@@ -302,7 +302,9 @@ export async function startSandboxDaemon(options: SandboxDaemonOptions): Promise
         return send(
           res,
           200,
-          await serving.startCanary(namespace, name, body.deploymentMode, body.revision, body.percent),
+          await serving.startCanary(namespace, name, body.deploymentMode, body.revision, body.percent, {
+            baseline: body.baseline,
+          }),
         );
       }
       if (action === '/canary/traffic' && method === 'PUT') {

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import type { ServingRevisionSpec } from '../../domain/serving-revision.js';
 import type { Logger } from '../../observability/logger.js';
 import { repoRoot } from '../../runtime/entrypoints.js';
-import { ClusterError, type ServingRevisionSpec } from '../port.js';
+import { ClusterError } from '../port.js';
 import { allowedSpecEnv, withoutStoreCredentials } from './env-policy.js';
 import { firstErrorSinceStart, tailLines } from './log-tail.js';
 import { type GroupProcess, spawnGroup, stopGroup } from './process-group.js';

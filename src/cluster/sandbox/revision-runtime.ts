@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { ServingRevisionSpec } from '../../domain/serving-revision.js';
 import { nodeEntrypoint, repoRoot } from '../../runtime/entrypoints.js';
 import { freeLoopbackPort } from '../../runtime/ports.js';
-import { ClusterError, type ServingRevisionSpec } from '../port.js';
+import { ClusterError } from '../port.js';
 import type { StorageInitializer } from './storage-initializer.js';
 
 // What runs as a serving revision's "pod" in the sandbox, per engine:
@@ -83,7 +84,7 @@ export class VllmRuntime implements RevisionRuntime {
     const port = await freeLoopbackPort();
     const v = spec.vllm;
     // The spec's flags where they mean something on CPU. --enforce-eager: torch.compile
-    // start-up takes minutes on CPU and its cache does not reload (REFERENCE.md).
+    // start-up takes minutes on CPU and its cache does not reload between runs.
     const argv = [
       this.options.python,
       '-m',

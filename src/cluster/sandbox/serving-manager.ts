@@ -1,6 +1,7 @@
 import path from 'node:path';
+import type { DeploymentMode, ServingRevisionSpec, ServingStatus } from '../../domain/serving-revision.js';
 import type { Logger } from '../../observability/logger.js';
-import { ClusterError, type DeploymentMode, type ServingRevisionSpec, type ServingStatus } from '../port.js';
+import { ClusterError } from '../port.js';
 import type { RevisionView, ServiceView } from './api.js';
 import { readJsonTree, removeFile, writeJsonAtomic } from './json-files.js';
 import { KeyedLock } from './keyed-lock.js';
@@ -84,7 +85,7 @@ export class ServingManager {
           signalGroup(entry.pid, 'SIGKILL');
       }
       const live = await this.bringUp(record);
-      for (const name of [record.stable, record.canary]) {
+      for (const name of [record.stable, record.canary, record.baseline]) {
         if (name && record.revisions[name]) this.startRevision(live, name);
       }
       this.applyTraffic(live);
@@ -274,6 +275,7 @@ export class ServingManager {
     mode: DeploymentMode,
     spec: ServingRevisionSpec,
     percent: number,
+    options: { baseline?: boolean } = {},
   ): Promise<ServingStatus> {
     return this.change(
       namespace,
@@ -281,13 +283,13 @@ export class ServingManager {
       (live) =>
         state.startCanary(
           live.record,
-          { deploymentMode: mode, spec, percent, now: new Date().toISOString() },
+          { deploymentMode: mode, spec, percent, now: new Date().toISOString(), baseline: options.baseline },
           this.observe(live),
         ),
       (before, after) => {
         if (after.canary !== before.canary)
           this.options.logger.info(
-            { service: this.key(namespace, name), revision: after.canary, percent },
+            { service: this.key(namespace, name), revision: after.canary, baseline: after.baseline, percent },
             'canary started',
           );
       },

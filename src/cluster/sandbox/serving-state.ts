@@ -1,10 +1,16 @@
-import { ClusterError, type DeploymentMode, type ServingRevisionSpec } from '../port.js';
+import {
+  baselinePercentFor,
+  type DeploymentMode,
+  type ServingRevisionSpec,
+} from '../../domain/serving-revision.js';
+import { ClusterError } from '../port.js';
 import type { ServiceView } from './api.js';
 import type { ProxyFault } from './traffic-proxy.js';
 
 // The sandbox's serving bookkeeping as a state machine over one service's record, with
-// KServe Serverless canary semantics (REFERENCE.md): a stable (rolled-out) revision and at
-// most one canary; revisions named <service>-predictor-00001, -00002...; a desired canary
+// KServe's canary semantics: a stable (rolled-out) revision and at most one canary (plus,
+// in Standard mode, a baseline: a fresh copy of the stable revision with the canary's
+// weight); revisions named <service>-predictor-00001, -00002...; a desired canary
 // percent, and the applied one that trails it until the canary is healthy, so the status
 // reports the split actually applied, and Ready only when it is the one asked for.
 // Pure: each transition takes a record (never changed) and a command, and returns the new
@@ -23,6 +29,8 @@ export interface ServiceRecord {
   revisions: Record<string, { spec: ServingRevisionSpec; createdAt: string; pid?: number }>;
   stable: string;
   canary?: string;
+  /** A fresh copy of the stable revision started with the canary; its weight follows the canary's. */
+  baseline?: string;
   desiredCanaryPercent?: number;
   /** The split the proxy applies; trails the desired one until the canary is healthy. */
   appliedCanaryPercent?: number;
@@ -109,6 +117,7 @@ function setDesired(record: ServiceRecord, percent: number, observe: Observe): v
 
 function clearCanary(record: ServiceRecord): void {
   record.canary = undefined;
+  record.baseline = undefined;
   record.desiredCanaryPercent = undefined;
   record.appliedCanaryPercent = undefined;
 }
@@ -117,7 +126,7 @@ function clearCanary(record: ServiceRecord): void {
 function retire(
   record: ServiceRecord,
   name: string,
-  outcome: 'replaced' | 'rolled-back',
+  outcome: 'replaced' | 'rolled-back' | 'baseline-removed',
   observe: Observe,
 ): void {
   const entry = record.revisions[name];
@@ -174,6 +183,27 @@ export interface StartCanaryCommand {
   spec: ServingRevisionSpec;
   percent: number;
   now: string;
+  /** Also start a baseline: a fresh copy of the stable revision (Standard mode only). */
+  baseline?: boolean;
+}
+
+/** The baseline's share of the applied split: the canary's, once both are serving. */
+export function appliedBaselinePercent(record: ServiceRecord, observe: Observe): number {
+  if (!record.baseline || record.appliedCanaryPercent === undefined) return 0;
+  return observe(record.baseline)?.healthy ? baselinePercentFor(record.appliedCanaryPercent) : 0;
+}
+
+/** Adds the baseline (a copy of the stable revision's spec) to `record`, a copy being built. */
+function addBaseline(record: ServiceRecord, now: string): string {
+  const stable = record.revisions[record.stable]?.spec;
+  if (!stable) {
+    throw new ClusterError(
+      'Conflict',
+      `inferenceservice ${keyOf(record)} has no stable revision to copy`,
+      false,
+    );
+  }
+  return addRevision(record, structuredClone(stable), now);
 }
 
 /** A new canary revision asking for `percent`; the same canary again (a retry) is re-aimed. */
@@ -186,6 +216,13 @@ export function startCanary(
     throw new ClusterError(
       'Unsupported',
       `inferenceservice ${keyOf(record)}: canary rollouts need Serverless or Standard mode (RawDeployment ignores canaryTrafficPercent)`,
+      false,
+    );
+  }
+  if (command.baseline && (command.deploymentMode !== 'Standard' || record.deploymentMode !== 'Standard')) {
+    throw new ClusterError(
+      'Unsupported',
+      `inferenceservice ${keyOf(record)}: a baseline needs Standard mode (spec.canary[] routes to several revisions; ${record.deploymentMode} routes to at most two)`,
       false,
     );
   }
@@ -203,10 +240,12 @@ export function startCanary(
     setDesired(next, command.percent, observe);
     return transition(next);
   }
+  // The baseline is created first, so the canary stays the latest revision (KServe's "latest").
+  if (command.baseline) next.baseline = addBaseline(next, command.now);
   next.canary = addRevision(next, command.spec, command.now);
   next.desiredCanaryPercent = command.percent;
   next.appliedCanaryPercent = undefined;
-  return transition(next, [next.canary]);
+  return transition(next, next.baseline ? [next.baseline, next.canary] : [next.canary]);
 }
 
 export function setCanaryTraffic(record: ServiceRecord, percent: number, observe: Observe): Transition {
@@ -247,7 +286,8 @@ export function promote(record: ServiceRecord, observe: Observe): Transition {
   next.stable = record.canary;
   clearCanary(next);
   retire(next, old, 'replaced', observe);
-  return transition(next, [], [old]);
+  if (record.baseline) retire(next, record.baseline, 'baseline-removed', observe);
+  return transition(next, [], record.baseline ? [old, record.baseline] : [old]);
 }
 
 /** All traffic back to the stable revision; the canary is retired. No canary: nothing to do. */
@@ -256,7 +296,8 @@ export function rollBack(record: ServiceRecord, observe: Observe): Transition {
   const next = structuredClone(record);
   clearCanary(next);
   retire(next, record.canary, 'rolled-back', observe);
-  return transition(next, [], [record.canary]);
+  if (record.baseline) retire(next, record.baseline, 'baseline-removed', observe);
+  return transition(next, [], record.baseline ? [record.canary, record.baseline] : [record.canary]);
 }
 
 /** A revision answered its readiness probe: it counts as ready, and a canary gets its traffic. */

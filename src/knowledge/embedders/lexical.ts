@@ -1,4 +1,4 @@
-import { BGE_M3_DIMENSIONS, BGE_M3_MAX_TOKENS, estimateTokens } from '../tokens.js';
+import { BGE_M3_DIMENSIONS, BGE_M3_MAX_TOKENS, bgeM3TokenUpperBound } from '../tokens.js';
 import { type Embedder, type EmbedderStats, EmbeddingInputTooLongError } from './port.js';
 
 // A deterministic local embedder for the embedded default and tests, labelled as what it
@@ -71,7 +71,7 @@ export class LexicalEmbedder implements Embedder {
   async embed(texts: string[]): Promise<Float32Array[]> {
     this.counters.calls++;
     texts.forEach((text, i) => {
-      const tokens = estimateTokens(text);
+      const tokens = bgeM3TokenUpperBound(text);
       if (tokens > this.maxInputTokens) {
         throw new EmbeddingInputTooLongError(
           `input ${i} has ~${tokens} tokens, over the ${this.maxInputTokens}-token limit`,

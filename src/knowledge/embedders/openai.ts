@@ -4,7 +4,7 @@ import { Agent, type Dispatcher, request } from 'undici';
 import { retryAfterSeconds } from '../../domain/http.js';
 import { describeErrorBody } from '../../llm/client.js';
 import type { Logger } from '../../observability/logger.js';
-import { BGE_M3_DIMENSIONS, BGE_M3_MAX_TOKENS, estimateTokens } from '../tokens.js';
+import { BGE_M3_DIMENSIONS, BGE_M3_MAX_TOKENS, bgeM3TokenUpperBound } from '../tokens.js';
 import {
   type Embedder,
   type EmbedderStats,
@@ -127,7 +127,7 @@ export class OpenAiEmbedder implements Embedder {
     let tokens = 0;
     let bytes = envelope;
     texts.forEach((text, i) => {
-      const t = estimateTokens(text);
+      const t = bgeM3TokenUpperBound(text);
       if (t > this.maxInputTokens) {
         throw new EmbeddingInputTooLongError(
           `input ${i} has ~${t} tokens, over the model's ${this.maxInputTokens}-token limit (refused before sending)`,

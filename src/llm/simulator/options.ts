@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { InputValidationError, issuesFromZod } from '../../domain/validation.js';
 
 // Everything that shapes one simulated revision: its timing model, limits and faults.
-// Defaults describe a Qwen-7B-Chat-AWQ replica on one A10 at low batch (the seed's setup):
+// Defaults describe a Qwen-7B-Chat-AWQ replica on one A10 at low batch (the production plan's setup):
 // fast enough that a 16-token probe stays under the 300 ms P99 SLO.
 
 export const faultSettingsSchema = z

@@ -24,6 +24,8 @@ const IDENTITY_KINDS = new Set(['Namespace', 'ServiceAccount', 'Role', 'RoleBind
 export const TEST_SERVICES = [
   'qwen-std',
   'qwen-raw',
+  'qwen-base',
+  'qwen-base-sl',
   'rbac-svc',
   'lease-expiry',
   'lease-renewed',

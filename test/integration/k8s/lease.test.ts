@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditRecords, StoreAuditLog } from '../../../src/audit/audit-log.js';
 import type { KubernetesBackend } from '../../../src/cluster/kubernetes/index.js';
 import { rolloutLeaseName } from '../../../src/cluster/kubernetes/rollout-lease.js';
-import type { ServingRef } from '../../../src/cluster/port.js';
+import type { ServingRef } from '../../../src/domain/serving-revision.js';
 import { nodeEntrypoint } from '../../../src/runtime/entrypoints.js';
 import { ServingLeaseLostError, ServingService } from '../../../src/services/serving-rollout.js';
 import { FsArtifactStore } from '../../../src/storage/fs.js';

@@ -7,14 +7,15 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubernetesBackend } from '../../../src/cluster/kubernetes/index.js';
 import type { InferenceService } from '../../../src/cluster/kubernetes/inference-service.js';
+import { ClusterError } from '../../../src/cluster/port.js';
+import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
 import {
-  ClusterError,
+  buildRevisionSpec,
   type DeploymentMode,
+  promotionLabels,
   type ServingRef,
   type ServingRevisionSpec,
-} from '../../../src/cluster/port.js';
-import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec, promotionLabels } from '../../../src/domain/serving-revision.js';
+} from '../../../src/domain/serving-revision.js';
 import { FakeKServeController } from '../../support/kube-controllers.js';
 import { type K8sTestEnvironment, SERVING_NAMESPACE, startK8sEnvironment } from './environment.js';
 
@@ -335,6 +336,61 @@ describe('InferenceService, Standard mode canary API (KServe >= 0.20)', () => {
     expect(isvc.spec.canary).toBeUndefined();
     expect(isvc.spec.predictor.model.storageUri).toBe(V2);
     expect(status.conditions.some((c) => c.type === 'CanaryPredictorReady')).toBe(false);
+  });
+});
+
+describe('InferenceService, Standard mode: a canary with a baseline (two spec.canary[] entries)', () => {
+  const svc = ref('qwen-base', 'Standard');
+
+  it('adds a copy of the stable predictor with the canary weight, steps both, and drops both on promote', async () => {
+    await backend.deployService(svc, revision(V1));
+    await backend.waitForTraffic(svc, undefined, soon());
+    const stablePredictor = (await read('qwen-base')).spec.predictor;
+
+    await backend.startCanary(svc, revision(V2), 10, { baseline: true });
+    let status = await backend.waitForTraffic(svc, 10, soon());
+    let isvc = await read('qwen-base');
+    expect(isvc.spec.canary?.map((c) => [c.predictor.name?.slice(0, 2), c.trafficPercent])).toEqual([
+      ['r-', 10],
+      ['b-', 10],
+    ]);
+    expect(isvc.spec.canary?.[1]?.predictor.model).toEqual(stablePredictor.model);
+    expect(status.traffic.map((t) => [t.tag, t.percent, t.storageUri])).toEqual([
+      ['prev', 80, V1],
+      ['latest', 10, V2],
+      ['baseline', 10, V1],
+    ]);
+    expect(status).toMatchObject({ canaryPercent: 10, baselinePercent: 10 });
+    // A retried start (the activity again after a crash) adopts both entries.
+    const version = isvc.metadata.resourceVersion;
+    await backend.startCanary(svc, revision(V2), 10, { baseline: true });
+    expect((await read('qwen-base')).metadata.resourceVersion).toBe(version);
+
+    await backend.setCanaryTraffic(svc, 75);
+    status = await backend.waitForTraffic(svc, 75, soon());
+    expect(status.traffic.map((t) => t.percent)).toEqual([0, 75, 25]);
+
+    await backend.promoteCanary(svc);
+    status = await backend.waitForTraffic(svc, undefined, soon());
+    isvc = await read('qwen-base');
+    expect(isvc.spec.canary).toBeUndefined();
+    expect(isvc.spec.predictor.model.storageUri).toBe(V2);
+    expect(status.baselinePercent).toBeUndefined();
+    expect(status.traffic.map((t) => [t.tag, t.percent])).toEqual([['prev', 100]]);
+  });
+
+  it('refuses a baseline on a Serverless service without writing anything', async () => {
+    const serverless = ref('qwen-base-sl', 'Serverless');
+    await backend.deployService(serverless, revision(V1));
+    await backend.waitForTraffic(serverless, undefined, soon());
+    const before = await read('qwen-base-sl');
+    await expect(backend.startCanary(serverless, revision(V2), 10, { baseline: true })).rejects.toMatchObject(
+      {
+        code: 'Unsupported',
+        retryable: false,
+      },
+    );
+    expect((await read('qwen-base-sl')).metadata.resourceVersion).toBe(before.metadata.resourceVersion);
   });
 });
 

@@ -9,11 +9,15 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { TASK_QUEUES } from '../../../workflows/definitions.js';
 
 // A knowledge activity worker in its own process, so a test can SIGKILL it mid-load.
-// EMBED_DELAY_MS slows each embedding call down to give the test time to do that.
+// EMBED_DELAY_MS slows each embedding call down to give the test time to do that;
+// MAX_CONCURRENT_ACTIVITIES caps the batches it runs at once (so two workers share them).
 
 const logger = createLogger('knowledge-worker', process.env.QWENOPS_LOG_LEVEL ?? 'info');
 const lexical = new LexicalEmbedder();
 const delay = Number(process.env.EMBED_DELAY_MS ?? 0);
+const maxConcurrent = process.env.MAX_CONCURRENT_ACTIVITIES
+  ? Number(process.env.MAX_CONCURRENT_ACTIVITIES)
+  : undefined;
 const embedder: Embedder = {
   model: lexical.model,
   dimensions: lexical.dimensions,
@@ -30,6 +34,7 @@ const connection = await NativeConnection.connect({ address: process.env.TEMPORA
 const worker = await Worker.create({
   connection,
   taskQueue: TASK_QUEUES.knowledge,
+  ...(maxConcurrent ? { maxConcurrentActivityTaskExecutions: maxConcurrent } : {}),
   activities: createKnowledgeActivities({
     pool: () => pool,
     embedder,

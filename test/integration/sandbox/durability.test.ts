@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GpuJobSpec, ServingRef, ServingRevisionSpec } from '../../../src/cluster/port.js';
+import type { GpuJobSpec } from '../../../src/cluster/port.js';
 import { isAlive } from '../../../src/cluster/sandbox/process-group.js';
+import type { ServingRef, ServingRevisionSpec } from '../../../src/domain/serving-revision.js';
 import { nodeEntrypoint } from '../../../src/runtime/entrypoints.js';
 import { startProcess, stopAll } from '../../support/processes.js';
 import { startSandboxCluster, type TestSandboxCluster } from '../../support/sandbox.js';

@@ -1,12 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ClusterError,
-  type GpuJobSpec,
-  type ServingRef,
-  type ServingRevisionSpec,
-} from '../../../src/cluster/port.js';
+import { ClusterError, type GpuJobSpec } from '../../../src/cluster/port.js';
 import { SandboxClusterBackend } from '../../../src/cluster/sandbox/backend.js';
+import type { ServingRef, ServingRevisionSpec } from '../../../src/domain/serving-revision.js';
 import { startSandboxCluster, type TestSandboxCluster } from '../../support/sandbox.js';
 
 // The sandbox daemon's control API as a local attacker would try it: no token or a wrong

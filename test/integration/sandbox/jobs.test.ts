@@ -126,7 +126,7 @@ describe('sandbox Jobs', () => {
     );
     expect(await cluster.backend.jobLogs(ns, 'quantize-ok', 50)).toContain('SIMULATION');
 
-    // Evaluate the AWQ candidate against its baseline: the seed's A10 numbers.
+    // Evaluate the AWQ candidate against its baseline (the simulated A10 numbers).
     await cluster.backend.createJob(
       spec('evaluate-ok', {
         template: 'evaluate',

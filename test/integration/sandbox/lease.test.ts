@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServingRef } from '../../../src/cluster/port.js';
+import type { ServingRef } from '../../../src/domain/serving-revision.js';
 import { startSandboxCluster, type TestSandboxCluster } from '../../support/sandbox.js';
 
 // The sandbox daemon's rollout lease follows the Kubernetes one: it expires one duration

@@ -1,7 +1,16 @@
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterError, type ServingRef, type ServingRevisionSpec } from '../../../src/cluster/port.js';
+import { createCanaryAnalyzer } from '../../../src/analysis/index.js';
+import { StoreAuditLog } from '../../../src/audit/audit-log.js';
+import { ClusterError } from '../../../src/cluster/port.js';
 import { isAlive } from '../../../src/cluster/sandbox/process-group.js';
+import { sloSchema } from '../../../src/domain/promotion-spec.js';
+import type { ServingRef, ServingRevisionSpec } from '../../../src/domain/serving-revision.js';
 import { OpenAiClient } from '../../../src/llm/client.js';
+import { ServingService } from '../../../src/services/serving-rollout.js';
+import { FsArtifactStore } from '../../../src/storage/fs.js';
 import { startSandboxCluster, type TestSandboxCluster } from '../../support/sandbox.js';
 
 let cluster: TestSandboxCluster;
@@ -363,5 +372,91 @@ describe('sandbox serving (KServe Serverless canary semantics)', () => {
       const metrics = await (await fetch(`http://${group.targets[0]}/metrics`)).text();
       expect(metrics).toContain('vllm:e2e_request_latency_seconds');
     }
+  });
+});
+
+describe('sandbox serving: a canary with a baseline (KServe Standard mode, spec.canary[] entries)', () => {
+  const ref: ServingRef = { namespace: 'llm-prod', name: 'with-baseline', deploymentMode: 'Standard' };
+  const service = () => new ServingService(cluster.backend, new StoreAuditLog(auditStore), auditStore);
+  let auditStore: FsArtifactStore;
+
+  beforeAll(async () => {
+    auditStore = new FsArtifactStore(await mkdtemp(path.join(os.tmpdir(), 'qwenops-baseline-')));
+  });
+
+  it('starts a fresh copy of stable beside the canary with the same weight, judges against it, and removes it on promote', async () => {
+    await cluster.backend.deployService(ref, revision('file:///models/v1'));
+    await wait(ref, undefined);
+    const started = await service().shiftCanaryTraffic(ref, revision('file:///models/v2'), 10, {
+      workflowId: 'wf-baseline',
+      actor: 'test',
+      timeoutSeconds: 60,
+      baseline: true,
+    });
+    expect(started.traffic.map((t) => [t.revision, t.percent, t.tag, t.storageUri])).toEqual([
+      ['with-baseline-predictor-00001', 80, 'prev', 'file:///models/v1'],
+      ['with-baseline-predictor-00003', 10, 'latest', 'file:///models/v2'],
+      ['with-baseline-predictor-00002', 10, 'baseline', 'file:///models/v1'],
+    ]);
+    expect(started.baselinePercent).toBe(10);
+    const answers = await send(started.url as string, 100);
+    expect(hits(answers, 'with-baseline-predictor-00003')).toBe(10);
+    expect(hits(answers, 'with-baseline-predictor-00002')).toBe(10);
+
+    // The analysis compares the canary with the baseline, not with the long-running stable.
+    const endpoints = service().endpoints(started);
+    expect(endpoints.baseline?.revision).toBe('with-baseline-predictor-00002');
+    const result = await createCanaryAnalyzer({ provider: 'probe' }).analyse({
+      step: 0,
+      canaryPercent: 10,
+      model: 'qwen-7b-chat',
+      canary: endpoints.canary as { revision: string; baseUrl: string },
+      stable: endpoints.baseline,
+      comparison: 'baseline',
+      windowSeconds: 2,
+      minSamples: 20,
+      probe: { requestsPerSecond: 20, maxTokens: 4, concurrency: 16 },
+      slo: sloSchema.parse({ p99LatencyMs: 10_000, maxLatencyRatioVsStable: 4 }),
+    });
+    expect(result.comparedWith).toBe('baseline');
+    expect(result.stable?.revision).toBe('with-baseline-predictor-00002');
+    expect(result.stable?.requests).toBeGreaterThanOrEqual(20);
+    expect(result.reasons.join('\n')).toContain('compared with the baseline with-baseline-predictor-00002');
+
+    // Stepping moves both; past 50 % the baseline takes what the stable has left.
+    await cluster.backend.setCanaryTraffic(ref, 75);
+    const at75 = await wait(ref, 75);
+    expect(at75.traffic.map((t) => t.percent)).toEqual([0, 75, 25]);
+
+    const baselinePid = (await cluster.service(ref.namespace, ref.name))?.revisions.find(
+      (r) => r.role === 'baseline',
+    )?.pid as number;
+    expect(baselinePid).toBeGreaterThan(0);
+    const promoted = await service().promote(ref, {
+      workflowId: 'wf-baseline',
+      actor: 'test',
+      timeoutSeconds: 60,
+    });
+    expect(promoted.traffic.map((t) => [t.revision, t.percent])).toEqual([
+      ['with-baseline-predictor-00003', 100],
+    ]);
+    expect(promoted.baselinePercent).toBeUndefined();
+    await until('the baseline process to stop', () => !isAlive(baselinePid));
+    expect((await cluster.service(ref.namespace, ref.name))?.history.map((h) => [h.name, h.outcome])).toEqual(
+      [
+        ['with-baseline-predictor-00001', 'replaced'],
+        ['with-baseline-predictor-00002', 'baseline-removed'],
+      ],
+    );
+  });
+
+  it('refuses a baseline in Serverless mode, naming the mode it needs', async () => {
+    const serverless: ServingRef = { ...ref, name: 'serverless-baseline', deploymentMode: 'Serverless' };
+    await cluster.backend.deployService(serverless, revision('file:///models/v1'));
+    await wait(serverless, undefined);
+    const refused = await cluster.backend
+      .startCanary(serverless, revision('file:///models/v2'), 10, { baseline: true })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'Unsupported', message: expect.stringContaining('Standard') });
   });
 });

@@ -115,6 +115,28 @@ describe('judgeCanary: latency', () => {
     );
   });
 
+  it('passes a significant ratio on a few-ms TTFT whose shift is within the noise floor in ms', () => {
+    const j = judgeCanary({
+      ...base,
+      canary: revision('canary', { ttftMs: 4 * 1.3, sigma: 0.1 }),
+      stable: revision('stable', { ttftMs: 4, sigma: 0.1 }),
+      slo: sloSchema.parse({ p99LatencyMs: 2000 }),
+    });
+    const ttft = check(j, 'ttft_vs_stable');
+    expect(ttft?.statistics?.p).toBeLessThan(0.01);
+    expect(ttft?.value).toBeGreaterThan(1.2);
+    expect(ttft?.verdict).toBe('pass');
+    expect(ttft?.message).toMatch(/within the 10 ms noise floor/);
+    // The same ratio on a 100 ms TTFT is a regression.
+    const slow = judgeCanary({
+      ...base,
+      canary: revision('canary', { ttftMs: 100 * 1.3, sigma: 0.1 }),
+      stable: revision('stable', { ttftMs: 100, sigma: 0.1 }),
+      slo: sloSchema.parse({ p99LatencyMs: 2000 }),
+    });
+    expect(check(slow, 'ttft_vs_stable')?.verdict).toBe('fail');
+  });
+
   it('passes many A/A canaries: the false-rollback rate stays near zero', () => {
     let rolledBack = 0;
     for (let seed = 1; seed <= 60; seed++) {

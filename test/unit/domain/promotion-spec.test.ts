@@ -120,3 +120,33 @@ describe('CanaryReleaseSpec', () => {
     ).toThrow(/path traversal/);
   });
 });
+
+describe('canary.baseline', () => {
+  it('is off by default and needs the Standard serving mode, naming both fields', () => {
+    expect(parsePromotionSpec({ model: 'qwen/Qwen-7B-Chat' }).canary.baseline).toBe(false);
+    expect(issues({ model: 'qwen/Qwen-7B-Chat', canary: { baseline: true } })).toEqual([
+      'canary.baseline: needs serving.deploymentMode "Standard" (it is "Serverless": that mode routes to at most two revisions)',
+    ]);
+    const spec = parsePromotionSpec({
+      model: 'qwen/Qwen-7B-Chat',
+      canary: { baseline: true },
+      serving: { deploymentMode: 'Standard' },
+    });
+    expect(spec.canary.baseline).toBe(true);
+  });
+
+  it('is checked the same way in a canary release spec', () => {
+    const release = {
+      serving: { name: 'qwen-chat', deploymentMode: 'RawDeployment' },
+      storageUri: 's3://models/qwen/v2',
+      canary: { baseline: true },
+    };
+    expect(() => parseCanaryReleaseSpec(release)).toThrow(
+      /canary\.baseline: needs serving\.deploymentMode "Standard"/,
+    );
+    expect(
+      parseCanaryReleaseSpec({ ...release, serving: { name: 'qwen-chat', deploymentMode: 'Standard' } })
+        .canary.baseline,
+    ).toBe(true);
+  });
+});

@@ -3,7 +3,7 @@ import { chunkingSchema } from '../../../src/domain/knowledge.js';
 import { InputValidationError, parseInput } from '../../../src/domain/validation.js';
 import { chunkDocument, splitSentences } from '../../../src/knowledge/chunker.js';
 import { markdownBlocks } from '../../../src/knowledge/extract/markdown.js';
-import { estimateTokens } from '../../../src/knowledge/tokens.js';
+import { bgeM3TokenUpperBound } from '../../../src/knowledge/tokens.js';
 
 const options = (o: Record<string, number>) => chunkingSchema.parse(o);
 
@@ -101,11 +101,11 @@ describe('chunkDocument', () => {
   });
 });
 
-describe('estimateTokens', () => {
+describe('bgeM3TokenUpperBound', () => {
   it('counts CJK characters one each and Latin words by thirds, plus the two special tokens', () => {
-    expect(estimateTokens('')).toBe(2);
-    expect(estimateTokens('年假政策')).toBe(6);
-    expect(estimateTokens('abcdef')).toBe(4);
-    expect(estimateTokens('年假 policy 2024!')).toBe(2 + 2 + 2 + 4 + 1);
+    expect(bgeM3TokenUpperBound('')).toBe(2);
+    expect(bgeM3TokenUpperBound('年假政策')).toBe(6);
+    expect(bgeM3TokenUpperBound('abcdef')).toBe(4);
+    expect(bgeM3TokenUpperBound('年假 policy 2024!')).toBe(2 + 2 + 2 + 4 + 1);
   });
 });

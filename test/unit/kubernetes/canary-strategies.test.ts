@@ -8,9 +8,12 @@ import {
   ISVC_ANNOTATIONS,
   predictorDigest,
 } from '../../../src/cluster/kubernetes/inference-service.js';
-import type { DeploymentMode, ServingRevisionSpec } from '../../../src/cluster/port.js';
 import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../../../src/domain/serving-revision.js';
+import {
+  buildRevisionSpec,
+  type DeploymentMode,
+  type ServingRevisionSpec,
+} from '../../../src/domain/serving-revision.js';
 
 // The canary strategies are pure edits of an InferenceService: each test applies them to an
 // object the way serving.ts does after a read, with no apiserver.
@@ -143,6 +146,86 @@ describe('Standard strategy (spec.canary[])', () => {
       strategy('Standard', name).startCanary(revision(V2), 10)(deployed('Standard', V1, name)),
     ).toThrow(
       expect.objectContaining({ code: 'Invalid', message: expect.stringContaining('exceeds 63 characters') }),
+    );
+  });
+});
+
+describe('Standard strategy with a baseline (a second spec.canary[] entry)', () => {
+  const s = strategy('Standard');
+  /** What the controller reports once every entry runs at its percent. */
+  const reported = (isvc: InferenceService): InferenceService => ({
+    ...isvc,
+    metadata: { ...isvc.metadata, generation: 1 },
+    status: {
+      observedGeneration: 1,
+      conditions: [
+        { type: 'Ready', status: 'True' },
+        { type: 'CanaryPredictorReady', status: 'True' },
+      ],
+      canaryStatuses: (isvc.spec.canary ?? []).map((c) => ({
+        name: c.predictor.name as string,
+        ready: true,
+        trafficPercent: c.trafficPercent,
+      })),
+    },
+  });
+
+  it('starts a copy of the stable predictor beside the canary with the same weight, and steps both', () => {
+    const isvc = deployed('Standard');
+    const stable = structuredClone(isvc.spec.predictor);
+    expect(s.startCanary(revision(V2), 10, { baseline: true })(isvc)).toBe(true);
+    const [canary, baseline] = isvc.spec.canary ?? [];
+    expect(canary?.predictor.model.storageUri).toBe(V2);
+    expect(canary?.trafficPercent).toBe(10);
+    expect(baseline?.predictor.name).toMatch(/^b-[0-9a-f]{10}$/);
+    expect(baseline?.predictor.model).toEqual(stable.model);
+    expect(baseline?.trafficPercent).toBe(10);
+    expect(s.startCanary(revision(V2), 10, { baseline: true })(isvc)).toBe(false); // a retry adopts
+    // Past 50 % the baseline takes what the stable has left; the entries never sum over 100.
+    expect(s.setTraffic(75)(isvc)).toBe(true);
+    expect(isvc.spec.canary?.map((c) => c.trafficPercent)).toEqual([75, 25]);
+    expect(s.setTraffic(100)(isvc)).toBe(true);
+    expect(isvc.spec.canary?.map((c) => c.trafficPercent)).toEqual([100, 0]);
+  });
+
+  it('reads back three revisions, and settles only when the baseline runs at its percent too', () => {
+    const isvc = deployed('Standard');
+    s.startCanary(revision(V2), 25, { baseline: true })(isvc);
+    const status = s.status(reported(isvc));
+    expect(status.canaryPercent).toBe(25);
+    expect(status.baselinePercent).toBe(25);
+    expect(status.traffic.map((t) => [t.tag, t.percent])).toEqual([
+      ['prev', 50],
+      ['latest', 25],
+      ['baseline', 25],
+    ]);
+    expect(status.traffic[2]?.storageUri).toBe(V1);
+    expect(s.settled(reported(isvc), 25).settled).toBe(true);
+    const baselineStarting = reported(isvc);
+    const entry = baselineStarting.status?.canaryStatuses?.[1];
+    if (entry) entry.ready = false;
+    expect(s.settled(baselineStarting, 25)).toMatchObject({
+      settled: false,
+      progress: expect.stringContaining('baseline'),
+    });
+  });
+
+  it('promotes the canary and removes the baseline; a rollback removes both', () => {
+    const promoted = deployed('Standard');
+    s.startCanary(revision(V2), 10, { baseline: true })(promoted);
+    expect(s.promote()(promoted)).toBe(true);
+    expect(promoted.spec.predictor.model.storageUri).toBe(V2);
+    expect(promoted.spec.canary).toBeUndefined();
+    const rolledBack = deployed('Standard');
+    s.startCanary(revision(V2), 10, { baseline: true })(rolledBack);
+    expect(s.rollBack()(rolledBack)).toBe(true);
+    expect(rolledBack.spec.predictor.model.storageUri).toBe(V1);
+    expect(rolledBack.spec.canary).toBeUndefined();
+  });
+
+  it('is refused by Serverless, whose split holds two revisions', () => {
+    expect(() => strategy('Serverless').startCanary(revision(V2), 10, { baseline: true })).toThrow(
+      expect.objectContaining({ code: 'Unsupported', message: expect.stringContaining('Standard') }),
     );
   });
 });

@@ -127,7 +127,9 @@ describe('load generator bookkeeping', () => {
       maxTokens: 2,
     });
     expect(report.results.requests).toBe(25);
-    expect(report.pacing.achievedRps).toBeGreaterThan(40);
+    // Over the time the arrivals took (~0.5 s), not the 30 s duration (which would say 0.8
+    // req/s); the lower bound leaves room for a busy host delaying the sends.
+    expect(report.pacing.achievedRps).toBeGreaterThan(20);
     expect(report.pacing.achievedRps).toBeLessThan(60);
   });
 

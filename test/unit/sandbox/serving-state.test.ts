@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { ServingRevisionSpec } from '../../../src/cluster/port.js';
 import {
   deploy,
   type Observe,
@@ -14,7 +13,7 @@ import {
 } from '../../../src/cluster/sandbox/serving-state.js';
 import { faultOf, serviceStatus, trafficWeights } from '../../../src/cluster/sandbox/serving-status.js';
 import { parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
-import { buildRevisionSpec } from '../../../src/domain/serving-revision.js';
+import { buildRevisionSpec, type ServingRevisionSpec } from '../../../src/domain/serving-revision.js';
 
 // The sandbox's revision bookkeeping without processes: each transition is applied to a
 // record, with what the processes would report given as observations.
@@ -259,5 +258,85 @@ describe('read-back', () => {
     expect(faultOf(faulted, S2)).toEqual(delay(5));
     expect(faultOf(faulted, S1)).toEqual(delay(7));
     expect(faultOf(setFaults(faulted, undefined), S1)).toBeUndefined();
+  });
+});
+
+describe('a canary with a baseline (Standard mode)', () => {
+  const S3 = 'svc-predictor-00003';
+  function standard(): ServiceRecord {
+    const { record } = deploy(undefined, {
+      namespace: 'llm-prod',
+      name: 'svc',
+      deploymentMode: 'Standard',
+      spec: spec('file:///v1'),
+      now: NOW,
+    });
+    return revisionHealthy(record, S1);
+  }
+  const startWithBaseline = (record: ServiceRecord, percent: number) =>
+    startCanary(
+      record,
+      { deploymentMode: 'Standard', spec: spec('file:///v2'), percent, now: NOW, baseline: true },
+      healthy(S1),
+    );
+
+  it('starts a copy of the stable revision first, so the canary stays the latest revision', () => {
+    const t = startWithBaseline(standard(), 10);
+    expect(t.started).toEqual([S2, S3]);
+    expect(t.record).toMatchObject({ stable: S1, baseline: S2, canary: S3, latestCreatedRevision: S3 });
+    expect(t.record.revisions[S2]?.spec).toEqual(t.record.revisions[S1]?.spec);
+  });
+
+  it('gives the baseline the canary weight once both serve; Ready waits for the baseline', () => {
+    const record = revisionHealthy(startWithBaseline(standard(), 10).record, S3);
+    const canaryOnly = observing({ [S1]: { healthy: true }, [S3]: { healthy: true, url: 'http://c' } });
+    expect(trafficWeights(record, canaryOnly)).toEqual([
+      { revision: S1, weight: 90 },
+      { revision: S3, weight: 10 },
+    ]);
+    expect(serviceStatus(record, canaryOnly, { url: 'http://svc' }).ready).toBe(false);
+    const all = observing({
+      [S1]: { healthy: true },
+      [S2]: { healthy: true, url: 'http://b' },
+      [S3]: { healthy: true, url: 'http://c' },
+    });
+    expect(trafficWeights(record, all)).toEqual([
+      { revision: S1, weight: 80 },
+      { revision: S3, weight: 10 },
+      { revision: S2, weight: 10 },
+    ]);
+    const status = serviceStatus(record, all, { url: 'http://svc' });
+    expect(status).toMatchObject({ ready: true, canaryPercent: 10, baselinePercent: 10 });
+    expect(status.traffic).toContainEqual(
+      expect.objectContaining({ revision: S2, tag: 'baseline', url: 'http://b' }),
+    );
+    const at75 = setCanaryTraffic(record, 75, all).record;
+    expect(trafficWeights(at75, all)).toEqual([
+      { revision: S1, weight: 0 },
+      { revision: S3, weight: 75 },
+      { revision: S2, weight: 25 },
+    ]);
+  });
+
+  it('promote and rollback both retire the baseline', () => {
+    const record = revisionHealthy(startWithBaseline(standard(), 10).record, S3);
+    const all = healthy(S1, S2, S3);
+    const promoted = promote(record, all);
+    expect(promoted.retired).toEqual([S1, S2]);
+    expect(promoted.record).toMatchObject({ stable: S3, baseline: undefined, canary: undefined });
+    expect(promoted.record.history.map((h) => h.outcome)).toEqual(['replaced', 'baseline-removed']);
+    const rolledBack = rollBack(record, all);
+    expect(rolledBack.retired).toEqual([S3, S2]);
+    expect(rolledBack.record).toMatchObject({ stable: S1, baseline: undefined, canary: undefined });
+  });
+
+  it('is refused in Serverless mode, which routes to two revisions', () => {
+    expect(() =>
+      startCanary(
+        deployed(),
+        { deploymentMode: 'Serverless', spec: spec('file:///v2'), percent: 10, now: NOW, baseline: true },
+        healthy(S1),
+      ),
+    ).toThrow(expect.objectContaining({ code: 'Unsupported' }));
   });
 });

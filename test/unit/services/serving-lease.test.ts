@@ -3,14 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readAuditRecords, StoreAuditLog } from '../../../src/audit/audit-log.js';
-import type {
-  ClaimOutcome,
-  ClusterBackend,
-  RenewOutcome,
-  ServiceLease,
-  ServingRef,
-} from '../../../src/cluster/port.js';
+import type { ClaimOutcome, ClusterBackend, RenewOutcome, ServiceLease } from '../../../src/cluster/port.js';
 import { leaseExpired } from '../../../src/domain/lease.js';
+import type { ServingRef } from '../../../src/domain/serving-revision.js';
 import { ServingLeaseLostError, ServingService } from '../../../src/services/serving-rollout.js';
 import { FsArtifactStore } from '../../../src/storage/fs.js';
 

@@ -1,4 +1,4 @@
-import type { DeploymentMode, ServingStatus } from '../../port.js';
+import type { DeploymentMode, ServingStatus } from '../../../domain/serving-revision.js';
 import type { InferenceService } from '../inference-service.js';
 import { rawDeployment, rawDeploymentReadback } from './raw-deployment.js';
 import { serverlessCanary, serverlessReadback } from './serverless.js';

@@ -1,7 +1,8 @@
-import type { ServingStatus, TrafficTarget } from '../../port.js';
+import type { ServingStatus, TrafficTarget } from '../../../domain/serving-revision.js';
 import { type InferenceService, ISVC_ANNOTATIONS } from '../inference-service.js';
 import {
   alreadyStable,
+  baselineUnsupported,
   baseStatus,
   type CanaryStrategy,
   canaryPredictor,
@@ -114,7 +115,8 @@ export function serverlessCanary({ ref, predictor: options }: StrategyContext): 
     ...serverlessReadback,
     mode: 'Serverless',
     deployAnnotations: { [TAG_ROUTING_ANNOTATION]: 'true' },
-    startCanary(revision, percent) {
+    startCanary(revision, percent, canaryOptions) {
+      if (canaryOptions?.baseline) throw baselineUnsupported(ref, 'Serverless');
       const { predictor, digest } = canaryPredictor(revision, options);
       return (isvc) => {
         const a = annotationsOf(isvc);

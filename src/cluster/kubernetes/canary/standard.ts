@@ -1,5 +1,15 @@
-import { ClusterError, type ServingStatus, type TrafficTarget } from '../../port.js';
-import { type CanaryEntry, type InferenceService, predictorDigest } from '../inference-service.js';
+import {
+  baselinePercentFor,
+  type ServingStatus,
+  type TrafficTarget,
+} from '../../../domain/serving-revision.js';
+import { ClusterError } from '../../port.js';
+import {
+  type CanaryEntry,
+  type InferenceService,
+  type PredictorSpec,
+  predictorDigest,
+} from '../inference-service.js';
 import {
   alreadyStable,
   baseStatus,
@@ -13,10 +23,12 @@ import {
 } from './strategy.js';
 
 // KServe's Standard-mode canary API (KServe >= 0.20, annotation deploymentMode: Standard):
-// named predictors, one `spec.canary[]` entry with its `trafficPercent` beside the stable
-// predictor, status.canaryStatuses[] and the CanaryPredictorReady condition. Each predictor
-// is its own Deployment, so the stable one is in the spec and needs no annotation. Promote:
-// the canary's predictor becomes spec.predictor (its pods stay); roll back: drop the entry.
+// named predictors, a `spec.canary[]` entry with its `trafficPercent` beside the stable
+// predictor (and, with a baseline, a second entry: a copy of the stable predictor with the
+// canary's weight), status.canaryStatuses[] and the CanaryPredictorReady condition. Each
+// predictor is its own Deployment, so the stable one is in the spec and needs no annotation.
+// Promote: the canary's predictor becomes spec.predictor (its pods stay) and the entries go;
+// roll back: drop the entries.
 
 /** The canary's predictor name, deterministic from what it serves. */
 export function canaryPredictorName(digest: string): string {
@@ -28,30 +40,66 @@ export function predictorDeploymentName(service: string, predictorName?: string)
   return predictorName ? `${service}-${predictorName}-predictor` : `${service}-predictor`;
 }
 
+/** The baseline's predictor name: a copy of the stable predictor with its digest. */
+export function baselinePredictorName(digest: string): string {
+  return `b-${digest.slice(0, 10)}`;
+}
+
+const isBaseline = (entry: CanaryEntry) => entry.predictor.name?.startsWith('b-') === true;
+
+/** The canary's entry in spec.canary[] (the one that is not the baseline). */
+function canaryEntryOf(isvc: InferenceService): CanaryEntry | undefined {
+  return isvc.spec.canary?.find((e) => !isBaseline(e));
+}
+
+function baselineEntryOf(isvc: InferenceService): CanaryEntry | undefined {
+  return isvc.spec.canary?.find(isBaseline);
+}
+
 function standardStatus(isvc: InferenceService, owner?: string): ServingStatus {
   const specUri = isvc.spec.predictor.model.storageUri;
-  const canary = isvc.spec.canary?.[0];
-  const canaryName = canary?.predictor.name;
-  const observed = isvc.status?.canaryStatuses?.find((c) => c.name === canaryName);
+  const canary = canaryEntryOf(isvc);
+  const baseline = baselineEntryOf(isvc);
+  const observedPercent = (entry: CanaryEntry | undefined) =>
+    entry ? isvc.status?.canaryStatuses?.find((c) => c.name === entry.predictor.name) : undefined;
+  const observed = observedPercent(canary);
   const canaryPercent = canary ? observed?.trafficPercent : undefined;
+  const baselinePercent = baseline ? (observedPercent(baseline)?.trafficPercent ?? 0) : undefined;
   const stableRevision = predictorDeploymentName(isvc.metadata.name, isvc.spec.predictor.name);
   const traffic: TrafficTarget[] = [
-    { revision: stableRevision, percent: 100 - (canaryPercent ?? 0), tag: 'prev', storageUri: specUri },
+    {
+      revision: stableRevision,
+      percent: 100 - (canaryPercent ?? 0) - (baselinePercent ?? 0),
+      tag: 'prev',
+      storageUri: specUri,
+    },
   ];
   if (canary) {
     traffic.push({
-      revision: predictorDeploymentName(isvc.metadata.name, canaryName),
+      revision: predictorDeploymentName(isvc.metadata.name, canary.predictor.name),
       percent: canaryPercent ?? 0,
       tag: 'latest',
       storageUri: canary.predictor.model.storageUri,
     });
   }
+  if (baseline) {
+    traffic.push({
+      revision: predictorDeploymentName(isvc.metadata.name, baseline.predictor.name),
+      percent: baselinePercent ?? 0,
+      tag: 'baseline',
+      storageUri: baseline.predictor.model.storageUri,
+    });
+  }
+  const canaryRevision = canary
+    ? predictorDeploymentName(isvc.metadata.name, canary.predictor.name)
+    : undefined;
   return {
     ...baseStatus(isvc, owner),
     traffic,
     canaryPercent,
-    latestCreatedRevision: traffic[traffic.length - 1]?.revision,
-    latestReadyRevision: canary && observed?.ready ? traffic[1]?.revision : stableRevision,
+    ...(baselinePercent !== undefined ? { baselinePercent } : {}),
+    latestCreatedRevision: canaryRevision ?? stableRevision,
+    latestReadyRevision: canary && observed?.ready ? canaryRevision : stableRevision,
     latestRolledoutRevision: stableRevision,
     stableStorageUri: specUri,
     canaryStorageUri: canary?.predictor.model.storageUri,
@@ -69,7 +117,15 @@ export const standardReadback: ServingReadback = {
         const reported = isvc.spec.canary?.length || leftovers > 0 || canaryCondition;
         return reported ? `canary still reported (${split})` : undefined;
       }
-      const name = isvc.spec.canary?.[0]?.predictor.name;
+      // Every entry (the canary, and the baseline when there is one) ready at its percent.
+      for (const entry of isvc.spec.canary ?? []) {
+        const name = entry.predictor.name;
+        const observed = isvc.status?.canaryStatuses?.find((c) => c.name === name);
+        const role = isBaseline(entry) ? 'baseline' : 'canary';
+        if (!observed?.ready) return `${role} ${name ?? '?'} not ready`;
+        if (observed.trafficPercent !== entry.trafficPercent) return `traffic is ${split}`;
+      }
+      const name = canaryEntryOf(isvc)?.predictor.name;
       const observedCanary = isvc.status?.canaryStatuses?.find((c) => c.name === name);
       if (!observedCanary?.ready || canaryCondition?.status !== 'True')
         return `canary ${name ?? '?'} not ready`;
@@ -80,28 +136,46 @@ export const standardReadback: ServingReadback = {
 };
 
 export function standardCanary({ ref, predictor: options, logger }: StrategyContext): CanaryStrategy {
+  const checkName = (deployment: string, role: string) => {
+    if (deployment.length > 63) {
+      throw new ClusterError(
+        'Invalid',
+        `${describeService(ref)}: the ${role} Deployment name "${deployment}" exceeds 63 characters; use a service name of at most ${63 - deployment.length + ref.name.length} characters`,
+        false,
+      );
+    }
+  };
+  /** The baseline entry for a service whose stable predictor is `stable`, at the canary's `percent`. */
+  const baselineEntry = (stable: PredictorSpec, percent: number): CanaryEntry => {
+    const name = baselinePredictorName(predictorDigest(stable));
+    checkName(predictorDeploymentName(ref.name, name), 'baseline');
+    return { trafficPercent: baselinePercentFor(percent), predictor: { ...structuredClone(stable), name } };
+  };
   return {
     ...standardReadback,
     mode: 'Standard',
     deployAnnotations: {},
-    startCanary(revision, percent) {
+    startCanary(revision, percent, canaryOptions) {
       const { predictor, digest } = canaryPredictor(revision, options);
       const name = canaryPredictorName(digest);
       return (isvc) => {
         if (predictorDigest(isvc.spec.predictor) === digest) throw alreadyStable(ref);
-        const deployment = predictorDeploymentName(ref.name, name);
-        if (deployment.length > 63) {
-          throw new ClusterError(
-            'Invalid',
-            `${describeService(ref)}: the canary Deployment name "${deployment}" exceeds 63 characters; use a service name of at most ${63 - deployment.length + ref.name.length} characters`,
-            false,
-          );
-        }
-        const current = isvc.spec.canary?.[0];
+        checkName(predictorDeploymentName(ref.name, name), 'canary');
+        const current = canaryEntryOf(isvc);
         if (current?.predictor.name === name) {
-          if (current.trafficPercent === percent) return false; // adopt
+          // The same canary again (a retried activity): adopt it, re-aimed at `percent`.
+          let changed = current.trafficPercent !== percent;
           current.trafficPercent = percent;
-          return true;
+          const baseline = baselineEntryOf(isvc);
+          if (baseline && baseline.trafficPercent !== baselinePercentFor(percent)) {
+            baseline.trafficPercent = baselinePercentFor(percent);
+            changed = true;
+          }
+          if (canaryOptions?.baseline && !baseline) {
+            isvc.spec.canary = [current, baselineEntry(isvc.spec.predictor, percent)];
+            changed = true;
+          }
+          return changed;
         }
         if (current) {
           logger?.warn(
@@ -110,21 +184,28 @@ export function standardCanary({ ref, predictor: options, logger }: StrategyCont
           );
         }
         const entry: CanaryEntry = { trafficPercent: percent, predictor: { ...predictor, name } };
-        isvc.spec.canary = [entry];
+        isvc.spec.canary = canaryOptions?.baseline
+          ? [entry, baselineEntry(isvc.spec.predictor, percent)]
+          : [entry];
         return true;
       };
     },
     setTraffic: (percent) => (isvc) => {
-      const entry = isvc.spec.canary?.[0];
+      const entry = canaryEntryOf(isvc);
       if (!entry) throw noCanaryInProgress(ref);
-      if (entry.trafficPercent === percent) return false;
+      const baseline = baselineEntryOf(isvc);
+      const unchanged =
+        entry.trafficPercent === percent &&
+        (!baseline || baseline.trafficPercent === baselinePercentFor(percent));
+      if (unchanged) return false;
       entry.trafficPercent = percent;
+      if (baseline) baseline.trafficPercent = baselinePercentFor(percent);
       return true;
     },
     promote: () => (isvc) => {
-      const entry = isvc.spec.canary?.[0];
+      const entry = canaryEntryOf(isvc);
       if (!entry) return false; // already promoted (a retried activity)
-      // The canary's named predictor becomes the predictor; its pods stay.
+      // The canary's named predictor becomes the predictor; its pods stay. The baseline goes.
       isvc.spec.predictor = entry.predictor;
       delete isvc.spec.canary;
       return true;

@@ -1,12 +1,12 @@
+import type {
+  DeploymentMode,
+  ServingCondition,
+  ServingRef,
+  ServingRevisionSpec,
+  ServingStatus,
+} from '../../../domain/serving-revision.js';
 import type { Logger } from '../../../observability/logger.js';
-import {
-  ClusterError,
-  type DeploymentMode,
-  type ServingCondition,
-  type ServingRef,
-  type ServingRevisionSpec,
-  type ServingStatus,
-} from '../../port.js';
+import { type CanaryOptions, ClusterError } from '../../port.js';
 import {
   buildPredictor,
   type InferenceService,
@@ -53,8 +53,12 @@ export interface CanaryStrategy extends ServingReadback {
   readonly mode: DeploymentMode;
   /** Annotations a new InferenceService of this mode carries (besides mode and digests). */
   readonly deployAnnotations: Readonly<Record<string, string>>;
-  /** Makes `revision` the canary at `percent`; an identical canary at that percent is adopted. */
-  startCanary(revision: ServingRevisionSpec, percent: number): ServiceEdit;
+  /**
+   * Makes `revision` the canary at `percent`; an identical canary at that percent is adopted.
+   * With `baseline`, a copy of the stable predictor runs beside it with the same weight
+   * (a mode that routes to two revisions only refuses with Unsupported).
+   */
+  startCanary(revision: ServingRevisionSpec, percent: number, options?: CanaryOptions): ServiceEdit;
   setTraffic(percent: number): ServiceEdit;
   /** Makes the canary the stable revision; no canary (already promoted) changes nothing. */
   promote(): ServiceEdit;
@@ -81,6 +85,16 @@ export function unsupportedCanary(ref: Named): ClusterError {
     `${describeService(ref)} runs in RawDeployment mode, where KServe releases before v0.20 ` +
       'silently ignore spec.predictor.canaryTrafficPercent (kserve#5335): the "canary" would get all traffic or none. ' +
       'Use deploymentMode "Standard" (KServe >= 0.20, spec.canary[]) or "Serverless" (Knative) for canary releases.',
+    false,
+  );
+}
+
+/** A mode whose traffic split holds two revisions cannot add a baseline beside the canary. */
+export function baselineUnsupported(ref: Named, mode: DeploymentMode): ClusterError {
+  return new ClusterError(
+    'Unsupported',
+    `${describeService(ref)} runs in ${mode} mode, whose traffic split holds at most two revisions: ` +
+      'a baseline beside the canary needs deploymentMode "Standard" (spec.canary[] entries)',
     false,
   );
 }

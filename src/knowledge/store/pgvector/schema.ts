@@ -3,9 +3,9 @@ import { StoreError } from '../errors.js';
 import type { Generation, TableMeta, VectorIndexOptions } from '../port.js';
 import { type PgBase, withTransaction } from './pool.js';
 
-// The tables of one base named T (the seed's `qwen_knowledge` by default), and the indexes
+// The tables of one base named T (`qwen_knowledge` by default), and the indexes
 // a generation gets:
-//   T            chunks: the seed's (id, content, source, embedding vector(1024)) plus
+//   T            chunks: (id, content, source, embedding vector(1024)) plus
 //                chunk_id (unique), content_hash, metadata jsonb, embedding_model
 //   T_sources    one row per indexed source: its content hash and chunk count, so an
 //                unchanged source costs one lookup and nothing else
