@@ -15,6 +15,7 @@ import { objectKeySegment } from '../src/domain/names.js';
 import { parseInput } from '../src/domain/validation.js';
 import { type KnowledgeAdapters, type KnowledgeWiring, knowledgeAdapters } from '../src/knowledge/compose.js';
 import type { Logger } from '../src/observability/logger.js';
+import { recordKnowledgeReindexSucceeded } from '../src/observability/pipeline-metrics.js';
 import type { ArtifactStore } from '../src/storage/port.js';
 import { type ActivityHooks, heartbeating, mapped } from './support.js';
 
@@ -228,6 +229,8 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
             reportUri,
           },
         });
+        // The base is live and released: the re-index succeeded (the freshness alert reads this).
+        recordKnowledgeReindexSucceeded(input.plan.table, rowsAfter);
         return { rowsAfter, reportUri };
       });
     },

@@ -2,12 +2,20 @@ import type { CanaryAnalyzer } from '../src/analysis/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import { CatalogedError } from '../src/domain/failures.js';
 import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
+import {
+  recordCanaryAnalysis,
+  recordCanaryConcluded,
+  recordCanaryRolloutEnded,
+  recordCanaryStepStarted,
+  recordCanaryTraffic,
+} from '../src/observability/pipeline-metrics.js';
 import type { ServingService } from '../src/services/serving-rollout.js';
-import type { LoadTestOutcome, ServingActivities } from './contracts.js';
+import type { AnalyseStepInput, LoadTestOutcome, ServingActivities } from './contracts.js';
 import { type ActivityHooks, heartbeating, mapped } from './support.js';
 
 // Activities that change or measure serving: thin adapters over ServingService, the canary
-// analyzer and the load generator.
+// analyzer and the load generator. They record the pipeline metrics
+// (src/observability/pipeline-metrics.ts) after each successful change or analysis.
 
 export interface ServingActivityDeps {
   serving: ServingService;
@@ -21,10 +29,52 @@ export interface ServingActivityDeps {
 
 export function createServingActivities(deps: ServingActivityDeps): ServingActivities {
   const { serving } = deps;
+
+  /** Measures one analysis window (an inconclusive result when the canary has no endpoint). */
+  async function analyseStep(input: AnalyseStepInput, hooks: ActivityHooks): Promise<AnalysisResult> {
+    const status = await serving.describe(input.ref);
+    const endpoints = status ? serving.endpoints(status) : {};
+    if (!endpoints.canary) {
+      // Nothing to measure is a measurement problem, not a verdict on the canary.
+      const now = new Date().toISOString();
+      return {
+        step: input.step,
+        canaryPercent: input.canaryPercent,
+        verdict: 'inconclusive',
+        reasons: [`no per-revision endpoint for the canary of ${input.ref.namespace}/${input.ref.name}`],
+        checks: [],
+        provider: deps.analyzer.provider,
+        startedAt: now,
+        finishedAt: now,
+      };
+    }
+    return deps.analyzer.analyse(
+      {
+        step: input.step,
+        canaryPercent: input.canaryPercent,
+        model: input.ref.name,
+        canary: endpoints.canary,
+        // A baseline started with the canary is the fairer comparison: both cold, same load.
+        ...(endpoints.baseline
+          ? { stable: endpoints.baseline, comparison: 'baseline' as const }
+          : { stable: endpoints.stable }),
+        windowSeconds: input.windowSeconds,
+        minSamples: input.minSamples,
+        probe: input.probe,
+        slo: input.slo,
+      },
+      hooks,
+    );
+  }
+
   return {
     claimServingTarget: (input) => mapped(() => serving.claim(input.ref, input.workflowId, input.actor)),
 
-    releaseServingTarget: (input) => mapped(() => serving.release(input.ref, input.workflowId, input.actor)),
+    releaseServingTarget: (input) =>
+      mapped(async () => {
+        await serving.release(input.ref, input.workflowId, input.actor);
+        recordCanaryRolloutEnded(input.ref, input.workflowId);
+      }),
 
     renewServingTarget: (input) => mapped(() => serving.renew(input.ref, input.workflowId)),
 
@@ -43,8 +93,10 @@ export function createServingActivities(deps: ServingActivityDeps): ServingActiv
       ),
 
     shiftCanaryTraffic: (input) =>
-      heartbeating((hooks) =>
-        serving.shiftCanaryTraffic(
+      heartbeating(async (hooks) => {
+        // A canary step starts with its traffic shift, which may take up to its timeout.
+        recordCanaryStepStarted(input.ref, input.workflowId, input.timeoutSeconds);
+        const status = await serving.shiftCanaryTraffic(
           input.ref,
           input.revision,
           input.percent,
@@ -55,12 +107,14 @@ export function createServingActivities(deps: ServingActivityDeps): ServingActiv
             baseline: input.baseline,
           },
           hooks,
-        ),
-      ),
+        );
+        recordCanaryTraffic(input.ref, status.canaryPercent ?? input.percent);
+        return status;
+      }),
 
     rollbackCanary: (input) =>
-      heartbeating((hooks) =>
-        serving.rollback(
+      heartbeating(async (hooks) => {
+        const status = await serving.rollback(
           input.ref,
           {
             workflowId: input.workflowId,
@@ -69,53 +123,29 @@ export function createServingActivities(deps: ServingActivityDeps): ServingActiv
             reason: input.reason,
           },
           hooks,
-        ),
-      ),
+        );
+        recordCanaryConcluded(input.ref, input.workflowId);
+        return status;
+      }),
 
     promoteCanary: (input) =>
-      heartbeating((hooks) =>
-        serving.promote(
+      heartbeating(async (hooks) => {
+        const status = await serving.promote(
           input.ref,
           { workflowId: input.workflowId, actor: input.actor, timeoutSeconds: input.timeoutSeconds },
           hooks,
-        ),
-      ),
+        );
+        // The canary is the stable revision now (100 % of the traffic): no canary share left.
+        recordCanaryConcluded(input.ref, input.workflowId);
+        return status;
+      }),
 
     analyseCanaryStep: (input) =>
       heartbeating(async (hooks): Promise<AnalysisResult> => {
-        const status = await serving.describe(input.ref);
-        const endpoints = status ? serving.endpoints(status) : {};
-        if (!endpoints.canary) {
-          // Nothing to measure is a measurement problem, not a verdict on the canary.
-          const now = new Date().toISOString();
-          return {
-            step: input.step,
-            canaryPercent: input.canaryPercent,
-            verdict: 'inconclusive',
-            reasons: [`no per-revision endpoint for the canary of ${input.ref.namespace}/${input.ref.name}`],
-            checks: [],
-            provider: deps.analyzer.provider,
-            startedAt: now,
-            finishedAt: now,
-          };
-        }
-        return deps.analyzer.analyse(
-          {
-            step: input.step,
-            canaryPercent: input.canaryPercent,
-            model: input.ref.name,
-            canary: endpoints.canary,
-            // A baseline started with the canary is the fairer comparison: both cold, same load.
-            ...(endpoints.baseline
-              ? { stable: endpoints.baseline, comparison: 'baseline' as const }
-              : { stable: endpoints.stable }),
-            windowSeconds: input.windowSeconds,
-            minSamples: input.minSamples,
-            probe: input.probe,
-            slo: input.slo,
-          },
-          hooks,
-        );
+        recordCanaryStepStarted(input.ref, input.workflowId, input.windowSeconds);
+        const result = await analyseStep(input, hooks);
+        recordCanaryAnalysis(input.ref, result);
+        return result;
       }),
 
     runLoadTest: (input) =>

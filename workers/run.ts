@@ -2,6 +2,11 @@ import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporal
 import { loadConfig, type QwenopsConfig, redactConfig } from '../src/config/config.js';
 import { assertProductionSettings } from '../src/config/production.js';
 import { createLogger, type Logger } from '../src/observability/logger.js';
+import {
+  freeLoopbackAddress,
+  type MetricsServer,
+  startMetricsServer,
+} from '../src/observability/metrics-server.js';
 import { modulePath } from '../src/runtime/entrypoints.js';
 import { createDataConverter, workflowInterceptorModules } from '../src/temporal/data-converter.js';
 import { temporalTls } from '../src/temporal/tls.js';
@@ -54,19 +59,32 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
     { config: redactConfig(config), queues: options.queues, deployment: deployment ?? 'unversioned' },
     'starting workers',
   );
+  // The SDK's exporter listens on a loopback port of its own; config.metrics.address serves
+  // its metrics followed by the pipeline metrics the activities record (src/observability).
+  const sdkMetricsAddress = config.metrics.address ? await freeLoopbackAddress() : undefined;
   Runtime.install({
     logger: sdkLogger(logger),
     shutdownSignals: ['SIGINT', 'SIGTERM'],
-    telemetryOptions: config.metrics.address
-      ? { metrics: { prometheus: { bindAddress: config.metrics.address }, metricPrefix: 'qwenops_' } }
+    telemetryOptions: sdkMetricsAddress
+      ? { metrics: { prometheus: { bindAddress: sdkMetricsAddress }, metricPrefix: 'qwenops_' } }
       : undefined,
   });
-  const connection = await NativeConnection.connect({
-    address: config.temporal.address,
-    tls: temporalTls(config.temporal),
-    apiKey: config.temporal.apiKey,
-  });
-  const composition = await compose(config, logger);
+  const metricsServer: MetricsServer | undefined = config.metrics.address
+    ? await startMetricsServer({ address: config.metrics.address, upstream: sdkMetricsAddress })
+    : undefined;
+  let connection: NativeConnection;
+  let composition: Awaited<ReturnType<typeof compose>>;
+  try {
+    connection = await NativeConnection.connect({
+      address: config.temporal.address,
+      tls: temporalTls(config.temporal),
+      apiKey: config.temporal.apiKey,
+    });
+    composition = await compose(config, logger);
+  } catch (error) {
+    await metricsServer?.close().catch(() => undefined);
+    throw error;
+  }
   const dataConverter = createDataConverter(config.codecKey);
   try {
     const workers = await Promise.all(
@@ -102,5 +120,6 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   } finally {
     await composition.close().catch(() => undefined);
     await connection.close().catch(() => undefined);
+    await metricsServer?.close().catch(() => undefined);
   }
 }
