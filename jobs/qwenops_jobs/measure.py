@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import JobError, JobInputError, log, peak_rss_gb, progress, quiet_progress_bars, run, setup_logging
+from .common import JobError, JobInputError, log, model_load_dtype, peak_rss_gb, progress, quiet_progress_bars, run, setup_logging
 
 
 def measure(request: dict, logger) -> dict:
@@ -47,7 +47,9 @@ def measure(request: dict, logger) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
     except Exception as err:  # noqa: BLE001 - a tokenizer that does not load is an input problem
         raise JobInputError(f"{label}: the tokenizer does not load: {err}") from None
-    model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True, dtype="auto", device_map=device).eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, trust_remote_code=True, dtype=model_load_dtype(device), device_map=device
+    ).eval()
     quant = getattr(model.config, "quantization_config", None)
     load_seconds = time.monotonic() - began
     weight_dtype = str(next(model.parameters()).dtype).replace("torch.", "")
