@@ -161,12 +161,7 @@ export class PrometheusCanaryAnalyzer implements CanaryAnalyzer {
         notes,
         invalidMeasurement: modelNameProblem(request.model, loads.canary, loads.stable),
       },
-      {
-        provider: this.provider,
-        startedAt,
-        logger: this.options.logger,
-        latencyNoiseFloorMs: this.options.latencyNoiseFloorMs,
-      },
+      { ...this.options, provider: this.provider, startedAt },
     );
   }
 

@@ -84,6 +84,30 @@ export interface ServingStatus {
 
 // Pure builders for what a serving revision looks like, shared by both workflows.
 
+/** The vLLM engine flags a revision's settings mean (model path, name and port are the caller's). */
+export function vllmEngineFlags(
+  v: Pick<
+    ServingRevisionSpec['vllm'],
+    | 'maxModelLen'
+    | 'gpuMemoryUtilization'
+    | 'dtype'
+    | 'tensorParallelSize'
+    | 'trustRemoteCode'
+    | 'enablePrefixCaching'
+    | 'extraArgs'
+  >,
+): string[] {
+  const args = [
+    `--max-model-len=${v.maxModelLen}`,
+    `--gpu-memory-utilization=${v.gpuMemoryUtilization}`,
+    `--dtype=${v.dtype}`,
+    `--tensor-parallel-size=${v.tensorParallelSize}`,
+  ];
+  if (v.trustRemoteCode) args.push('--trust-remote-code');
+  if (v.enablePrefixCaching) args.push('--enable-prefix-caching');
+  return [...args, ...v.extraArgs];
+}
+
 /**
  * The baseline's share beside a canary at `canaryPercent`: the same weight as the canary
  * while the stable revision can give it (up to 50 %), then what the stable has left. A

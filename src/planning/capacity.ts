@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { servingTargetSchema } from '../domain/promotion-spec.js';
+import { vllmEngineFlags } from '../domain/serving-revision.js';
 import { InputValidationError, issuesFromZod } from '../domain/validation.js';
 import { GPU_TYPES, GPUS, type GpuSpec, type GpuType } from './gpus.js';
 import type { ModelShape } from './model-config.js';
@@ -354,17 +355,7 @@ export function planCapacity(modelId: string, shape: ModelShape, input: PlanInpu
 
 /** The vLLM OpenAI server flags the serving spec implies (same flags the cluster adapter writes). */
 export function vllmArgsFor(modelId: string, serving: PlannedServing): string[] {
-  const v = serving.vllm;
-  const args = [
-    `--model=${modelId}`,
-    `--max-model-len=${v.maxModelLen}`,
-    `--gpu-memory-utilization=${v.gpuMemoryUtilization}`,
-    `--dtype=${v.dtype}`,
-    `--tensor-parallel-size=${v.tensorParallelSize}`,
-  ];
-  if (v.trustRemoteCode) args.push('--trust-remote-code');
-  if (v.enablePrefixCaching) args.push('--enable-prefix-caching');
-  return [...args, ...v.extraArgs];
+  return [`--model=${modelId}`, ...vllmEngineFlags(serving.vllm)];
 }
 
 /** The human rendering of a plan. */

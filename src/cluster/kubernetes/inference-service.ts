@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { DeploymentMode, ServingRevisionSpec } from '../../domain/serving-revision.js';
+import {
+  type DeploymentMode,
+  type ServingRevisionSpec,
+  vllmEngineFlags,
+} from '../../domain/serving-revision.js';
 import { ClusterError } from '../port.js';
 
 // The KServe InferenceService (serving.kserve.io/v1beta1) as qwenops writes and reads it,
@@ -123,23 +127,16 @@ export const DEFAULT_PREDICTOR_OPTIONS: PredictorOptions = {
 
 /** The vLLM OpenAI server flags for a revision (the revision's vllm settings, plus any extras). */
 export function vllmArgs(revision: ServingRevisionSpec, port: number): string[] {
-  const v = revision.vllm;
-  const args = [
+  // No --quantization: vLLM reads the method from the checkpoint's quantization_config, and
+  // an explicit flag that differs from it (llm-compressor writes compressed-tensors AWQ) is
+  // an error at startup.
+  return [
     // KServe's storage initializer puts storageUri's content here.
     '--model=/mnt/models',
     `--served-model-name=${revision.servedModelName}`,
     `--port=${port}`,
-    `--max-model-len=${v.maxModelLen}`,
-    `--gpu-memory-utilization=${v.gpuMemoryUtilization}`,
-    `--dtype=${v.dtype}`,
-    `--tensor-parallel-size=${v.tensorParallelSize}`,
+    ...vllmEngineFlags(revision.vllm),
   ];
-  if (v.trustRemoteCode) args.push('--trust-remote-code');
-  if (v.enablePrefixCaching) args.push('--enable-prefix-caching');
-  // No --quantization: vLLM reads the method from the checkpoint's quantization_config, and
-  // an explicit flag that differs from it (llm-compressor writes compressed-tensors AWQ) is
-  // an error at startup.
-  return [...args, ...v.extraArgs];
 }
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
