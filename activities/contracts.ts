@@ -6,8 +6,10 @@ import type { CanaryAnalysisRequest } from '../src/analysis/port.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import type { LoadTestProfile } from '../src/domain/promotion-spec.js';
+import type { SafetyGatePolicy } from '../src/domain/safety-gate.js';
 import type { ServingRef, ServingRevisionSpec, ServingStatus } from '../src/domain/serving-revision.js';
 import type { PromotionReportInput, ReportLoadTest } from '../src/services/promotion-report.js';
+import type { SafetyGateReport } from '../src/services/safety-gate.js';
 
 export interface ResolveModelInput {
   model: string;
@@ -177,4 +179,42 @@ export interface ServingActivities {
   promoteCanary(input: ServingActionInput & { timeoutSeconds: number }): Promise<ServingStatus>;
   analyseCanaryStep(input: AnalyseStepInput): Promise<AnalysisResult>;
   runLoadTest(input: LoadTestInput): Promise<LoadTestOutcome>;
+}
+
+/** The private service a promotion serves its candidate on for the safety gate. */
+export interface ValidationServiceInput {
+  workflowId: string;
+  actor: string;
+  /** The worker names the service (config cluster.validationNamespace, workflow id). */
+  deploymentMode: ServingRef['deploymentMode'];
+}
+
+export interface ServeValidationCandidateInput extends ValidationServiceInput {
+  revision: ServingRevisionSpec;
+  timeoutSeconds: number;
+}
+
+export interface ValidationCandidate {
+  ref: ServingRef;
+  /** OpenAI API root of the candidate. */
+  baseUrl: string;
+  revision: string;
+}
+
+export interface RunSafetyGateInput {
+  workflowId: string;
+  baseUrl: string;
+  servedModelName: string;
+  /** The validation revision answering, for the report. */
+  servedBy: string;
+  policy: SafetyGatePolicy;
+}
+
+export type { SafetyGateReport };
+
+export interface SafetyActivities {
+  serveValidationCandidate(input: ServeValidationCandidateInput): Promise<ValidationCandidate>;
+  runSafetyGate(input: RunSafetyGateInput): Promise<SafetyGateReport>;
+  /** Deletes the validation service; false when it was already gone. Idempotent. */
+  removeValidationCandidate(input: ValidationServiceInput): Promise<boolean>;
 }

@@ -1,4 +1,7 @@
 import { runWorkers } from './run.js';
 
 // Development: every task queue in one process (what `qwenops dev` and `make demo` start).
-await runWorkers({ queues: ['default', 'gpuJobs', 'cluster', 'knowledge'] });
+await runWorkers({
+  queues: ['default', 'gpuJobs', 'cluster', 'knowledge'],
+  serviceName: 'qwenops-worker-all-in-one',
+});

@@ -3,6 +3,7 @@ import { createKnowledgeActivities } from '../activities/knowledge.js';
 import { createLoadTestActivities } from '../activities/loadtest.js';
 import { createPromotionActivities } from '../activities/promotion.js';
 import { createPromotionLoadTest } from '../activities/promotion-load-test.js';
+import { createSafetyActivities } from '../activities/safety.js';
 import { createServingActivities } from '../activities/serving.js';
 import { specActivities } from '../activities/spec.js';
 import { createCanaryAnalyzer } from '../src/analysis/index.js';
@@ -12,8 +13,10 @@ import type { QwenopsConfig } from '../src/config/config.js';
 import { createModelHub } from '../src/hub/index.js';
 import { composeKnowledge } from '../src/knowledge/compose.js';
 import type { Logger } from '../src/observability/logger.js';
+import { createGuard, type Guard, guardSettingsFromEnv } from '../src/safety/index.js';
 import { GpuJobService, jobStoreAccess } from '../src/services/gpu-jobs.js';
 import { PromotionReportService } from '../src/services/promotion-report.js';
+import { SafetyGateService } from '../src/services/safety-gate.js';
 import { ServingService } from '../src/services/serving-rollout.js';
 import { createArtifactStore } from '../src/storage/index.js';
 import type { TASK_QUEUES } from '../workflows/definitions.js';
@@ -54,6 +57,20 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
     audit,
     stagingDir: path.join(config.stateDir, 'staging'),
     logger,
+  });
+  // The guard users' requests pass (QWENOPS_SAFETY_LEXICON, QWENOPS_MODERATION_URL): the
+  // safety gate judges the candidate behind the same one. Built on first use.
+  let guard: Promise<Guard> | undefined;
+  const safety = createSafetyActivities({
+    safety: new SafetyGateService({
+      serving,
+      store,
+      guard: () => {
+        guard ??= createGuard(guardSettingsFromEnv());
+        return guard;
+      },
+      namespace: config.cluster.validationNamespace,
+    }),
   });
   const servingActivities = createServingActivities({
     serving,
@@ -97,7 +114,11 @@ export async function compose(config: QwenopsConfig, logger: Logger): Promise<Co
       evaluateModelQuality: promotion.evaluateModelQuality,
       deleteGpuJob: promotion.deleteGpuJob,
     },
-    cluster: { ...(servingActivities as unknown as ActivityMap), ...(loadTestActivities as ActivityMap) },
+    cluster: {
+      ...(servingActivities as unknown as ActivityMap),
+      ...(safety as unknown as ActivityMap),
+      ...(loadTestActivities as ActivityMap),
+    },
     knowledge,
   };
 

@@ -7,9 +7,11 @@ import {
   type MetricsServer,
   startMetricsServer,
 } from '../src/observability/metrics-server.js';
+import { startTracing, type Tracing } from '../src/observability/tracing.js';
 import { modulePath } from '../src/runtime/entrypoints.js';
 import { createDataConverter, workflowInterceptorModules } from '../src/temporal/data-converter.js';
 import { temporalTls } from '../src/temporal/tls.js';
+import { tracingWorkerOptions } from '../src/temporal/tracing.js';
 import { TASK_QUEUES } from '../workflows/definitions.js';
 import { compose, type TaskQueueName } from './compose.js';
 import { MAX_HEARTBEAT_THROTTLE_INTERVAL } from './heartbeat-throttle.js';
@@ -25,6 +27,15 @@ export interface RunWorkersOptions {
   config?: QwenopsConfig;
   /** Registers the workflow code (only the default queue runs workflows). */
   workflows?: boolean;
+  /** service.name of the traces (default: qwenops-worker-<queue>, qwenops-worker for several queues). */
+  serviceName?: string;
+}
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The traces' service.name of a worker process: qwenops-worker-cluster, qwenops-worker-gpu-jobs, ... */
+export function workerServiceName(queues: TaskQueueName[]): string {
+  return queues.length === 1 ? `qwenops-worker-${kebab(queues[0] as string)}` : 'qwenops-worker';
 }
 
 function sdkLogger(logger: Logger) {
@@ -72,6 +83,14 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
   const metricsServer: MetricsServer | undefined = config.metrics.address
     ? await startMetricsServer({ address: config.metrics.address, upstream: sdkMetricsAddress })
     : undefined;
+  // OpenTelemetry (README, "Tracing"): on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER says so.
+  const tracing: Tracing | undefined = startTracing({
+    serviceName: options.serviceName ?? workerServiceName(options.queues),
+    settings: config.tracing,
+    attributes: { 'qwenops.task_queues': options.queues.map((q) => TASK_QUEUES[q]).join(',') },
+  });
+  if (tracing) logger.info({ service: tracing.serviceName }, 'tracing on');
+  const traced = tracingWorkerOptions(tracing);
   let connection: NativeConnection;
   let composition: Awaited<ReturnType<typeof compose>>;
   try {
@@ -83,6 +102,7 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
     composition = await compose(config, logger);
   } catch (error) {
     await metricsServer?.close().catch(() => undefined);
+    await tracing?.shutdown();
     throw error;
   }
   const dataConverter = createDataConverter(config.codecKey);
@@ -101,11 +121,20 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
           // Every queue of the process is the same version: a pinned workflow's activities
           // run on workers of its own version.
           ...(deployment ? { workerDeploymentOptions: workerDeploymentOptions(deployment) } : {}),
+          ...(traced ? { interceptors: { activity: traced.interceptors.activity } } : {}),
         };
         if (queue === 'default' && options.workflows !== false) {
           workerOptions.workflowsPath = modulePath('workflows/index');
-          // With a codec key: workflows keep failure text out of search attributes (visibility.ts).
-          workerOptions.interceptors = { workflowModules: workflowInterceptorModules(config.codecKey) };
+          // With a codec key: workflows keep failure text out of search attributes (visibility.ts);
+          // with tracing, the OpenTelemetry workflow interceptors and their span sink.
+          workerOptions.interceptors = {
+            ...workerOptions.interceptors,
+            workflowModules: [
+              ...workflowInterceptorModules(config.codecKey),
+              ...(traced?.interceptors.workflowModules ?? []),
+            ],
+          };
+          if (traced) workerOptions.sinks = traced.sinks;
         }
         return Worker.create(workerOptions);
       }),
@@ -121,5 +150,7 @@ export async function runWorkers(options: RunWorkersOptions): Promise<void> {
     await composition.close().catch(() => undefined);
     await connection.close().catch(() => undefined);
     await metricsServer?.close().catch(() => undefined);
+    // Exports the spans still buffered.
+    await tracing?.shutdown();
   }
 }

@@ -3,7 +3,7 @@
 // moves to a live one, where it resumes from the object it already created.
 
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
-import type { PromotionActivities, ServingActivities } from '../activities/contracts.js';
+import type { PromotionActivities, SafetyActivities, ServingActivities } from '../activities/contracts.js';
 import type { KnowledgeActivities } from '../activities/knowledge.js';
 import type { LoadTestActivities } from '../activities/loadtest.js';
 import { NON_RETRYABLE_FAILURE_TYPES } from '../src/domain/failures.js';
@@ -103,6 +103,41 @@ export function promotionActivities(t: StageTimeouts) {
     deleteGpuJob: cleanup.deleteGpuJob,
   };
 }
+
+/** The safety gate's activities (cluster queue): serve the candidate privately, probe it, delete it. */
+export function safetyActivities(t: StageTimeouts) {
+  const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;
+  const queueWait = `${t.queueWaitTimeoutSeconds}s`;
+  const serve = proxyActivities<Pick<SafetyActivities, 'serveValidationCandidate'>>({
+    taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: queueWait,
+    startToCloseTimeout: `${t.shiftTimeoutSeconds + 120}s`,
+    heartbeatTimeout,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: retry(10),
+  });
+  // Linear in the prompt sets; a retry resumes after the last checkpointed prompt.
+  const probe = proxyActivities<Pick<SafetyActivities, 'runSafetyGate'>>({
+    taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: queueWait,
+    startToCloseTimeout: '2h',
+    heartbeatTimeout,
+    retry: retry(5),
+  });
+  const remove = proxyActivities<Pick<SafetyActivities, 'removeValidationCandidate'>>({
+    taskQueue: TASK_QUEUES.cluster,
+    scheduleToStartTimeout: queueWait,
+    startToCloseTimeout: '2m',
+    retry: retry(10),
+  });
+  return {
+    serveValidationCandidate: serve.serveValidationCandidate,
+    runSafetyGate: probe.runSafetyGate,
+    removeValidationCandidate: remove.removeValidationCandidate,
+  };
+}
+
+export type SafetyActivityProxies = ReturnType<typeof safetyActivities>;
 
 export function servingActivities(t: StageTimeouts) {
   const heartbeatTimeout = `${t.heartbeatTimeoutSeconds}s`;

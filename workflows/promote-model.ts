@@ -5,22 +5,32 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  patched,
   setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { LoadTestOutcome } from '../activities/contracts.js';
+import type { LoadTestOutcome, SafetyGateReport } from '../activities/contracts.js';
 import type { AnalysisResult } from '../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../src/domain/job-results.js';
 import { stageObjectName } from '../src/domain/names.js';
 import { type PromotionSpec, parsePromotionSpec, requiredEvalSamples } from '../src/domain/promotion-spec.js';
 import { evaluateQualityGates } from '../src/domain/quality-gates.js';
-import { buildRevisionSpec, promotionLabels, servingRef } from '../src/domain/serving-revision.js';
+import type { SafetyGatePolicy } from '../src/domain/safety-gate.js';
+import {
+  buildRevisionSpec,
+  promotionLabels,
+  type ServingRevisionSpec,
+  servingRef,
+  validationRevision,
+} from '../src/domain/serving-revision.js';
 import { type PipelineStatus, PROMOTION_STAGES } from '../src/domain/status.js';
 import { formatBytes } from '../src/domain/units.js';
 import {
   type PromotionActivityProxies,
   promotionActivities,
+  type SafetyActivityProxies,
   type ServingActivityProxies,
+  safetyActivities,
   servingActivities,
   stageTimeouts,
 } from './activity-options.js';
@@ -42,8 +52,12 @@ export interface PromotionResult {
   status: PipelineStatus;
 }
 
+/** Runs started before the safety gate existed replay without it. */
+export const SAFETY_GATE_PATCH = 'promotion-safety-gate';
+
 interface Collected {
   evaluation?: EvaluationResult;
+  safetyGate?: SafetyGateReport;
   quantization?: QuantizeResult;
   loadTest?: LoadTestOutcome;
   analyses: AnalysisResult[];
@@ -74,6 +88,7 @@ export async function promoteModel(input: unknown): Promise<PromotionResult> {
 
   const acts = promotionActivities(timeouts);
   const serving = servingActivities(timeouts);
+  const safety = safetyActivities(timeouts);
   const saga = new Saga();
   const collected: Collected = { analyses: [] };
   const body = new CancellationScope();
@@ -83,7 +98,7 @@ export async function promoteModel(input: unknown): Promise<PromotionResult> {
 
   try {
     const revision = await body.run(() =>
-      runPromotion(spec, workflowId, control, saga, acts, serving, collected),
+      runPromotion(spec, workflowId, control, saga, { acts, serving, safety }, collected),
     );
     control.finish('promoted');
     // Production already runs the candidate: a report that cannot be written is recorded, not fatal.
@@ -113,6 +128,7 @@ async function writeReport(
       workflowId,
       status: control.status,
       evaluation: collected.evaluation,
+      safetyGate: collected.safetyGate,
       quantization: collected.quantization,
       loadTest: collected.loadTest,
       analyses: collected.analyses,
@@ -131,10 +147,10 @@ async function runPromotion(
   workflowId: string,
   control: PipelineControl,
   saga: Saga,
-  acts: PromotionActivityProxies,
-  serving: ServingActivityProxies,
+  proxies: { acts: PromotionActivityProxies; serving: ServingActivityProxies; safety: SafetyActivityProxies },
   collected: Collected,
 ): Promise<string | undefined> {
+  const { acts, serving, safety } = proxies;
   const actor = spec.requestedBy;
   const ref = servingRef(spec.serving);
 
@@ -229,6 +245,7 @@ async function runPromotion(
       details: [gates],
     });
   if (gates.verdict === 'fail') throw gateFailure(`quality gate failed: ${gates.failures.join('; ')}`);
+  let validated = gates.checks.map((c) => c.message).join('; ');
   if (gates.verdict === 'inconclusive') {
     // Like an inconclusive canary analysis: the numbers cannot decide, so a person does.
     const answer = await control.awaitDecision(
@@ -246,13 +263,34 @@ async function runPromotion(
         `no decision within ${spec.approvals.timeoutSeconds}s on an inconclusive quality gate (${gates.inconclusive.join('; ')})`,
       );
     }
-    control.finishStage(
-      'validate',
-      `inconclusive, accepted by ${answer.by}: ${gates.checks.map((c) => c.message).join('; ')}`,
-    );
-  } else {
-    control.finishStage('validate', gates.checks.map((c) => c.message).join('; '));
+    validated = `inconclusive, accepted by ${answer.by}: ${validated}`;
   }
+  const candidateRevision = buildRevisionSpec(spec.serving, candidateUri, {
+    quantized: true,
+    method: spec.quantization.method,
+    labels: promotionLabels(spec, workflowId, 'candidate'),
+  });
+  // Specs resolved before the gate existed have no safetyGate: those runs skip it.
+  const safetyPolicy: SafetyGatePolicy | undefined = spec.safetyGate;
+  if (patched(SAFETY_GATE_PATCH) && safetyPolicy?.enabled) {
+    const report = await runSafetyGate(
+      { workflowId, actor, deploymentMode: spec.serving.deploymentMode },
+      validationRevision(candidateRevision, promotionLabels(spec, workflowId, 'safety-gate')),
+      safetyPolicy,
+      { control, saga, safety, timeoutSeconds: spec.canary.shiftTimeoutSeconds },
+    );
+    collected.safetyGate = report;
+    if (!report.passed) {
+      throw ApplicationFailure.create({
+        type: FAILURE_TYPES.qualityGate,
+        message: `safety gate failed (${report.promptSet.name}@${report.promptSet.version}, guard ${report.guard}): ${report.verdict.failures.join('; ')}`,
+        nonRetryable: true,
+        details: [report.verdict],
+      });
+    }
+    validated = `${validated}; safety gate: ${report.verdict.checks.map((c) => c.message).join('; ')}`;
+  }
+  control.finishStage('validate', validated);
 
   // 5. A human looks at the numbers before production traffic.
   await approvalGate(
@@ -293,11 +331,6 @@ async function runPromotion(
     timeoutSeconds: spec.canary.shiftTimeoutSeconds,
   });
   applyTraffic(control, stable);
-  const candidateRevision = buildRevisionSpec(spec.serving, candidateUri, {
-    quantized: true,
-    method: spec.quantization.method,
-    labels: promotionLabels(spec, workflowId, 'candidate'),
-  });
   const rollout = {
     workflowId,
     actor,
@@ -321,4 +354,40 @@ async function runPromotion(
       collected.loadTest = outcome;
     },
   });
+}
+
+/**
+ * The safety gate: the candidate, served alone on a private validation service, answers the
+ * should-refuse and normal prompt sets through the guard; the refusal rates must meet the
+ * policy (TC260-003: >= 95 % and <= 5 %). The validation service is deleted either way (by
+ * the saga when anything after serving fails). The caller judges the report.
+ */
+async function runSafetyGate(
+  target: { workflowId: string; actor: string; deploymentMode: PromotionSpec['serving']['deploymentMode'] },
+  revision: ServingRevisionSpec,
+  policy: SafetyGatePolicy,
+  deps: { control: PipelineControl; saga: Saga; safety: SafetyActivityProxies; timeoutSeconds: number },
+): Promise<SafetyGateReport> {
+  const { control, saga, safety } = deps;
+  control.setProgress('safety gate: serving the candidate on a private validation service');
+  saga.add('removeSafetyValidationService', () => safety.removeValidationCandidate(target));
+  const served = await safety.serveValidationCandidate({
+    ...target,
+    revision,
+    timeoutSeconds: deps.timeoutSeconds,
+  });
+  control.setProgress(
+    `safety gate: probing ${served.ref.namespace}/${served.ref.name} with ${policy.promptSet}`,
+  );
+  const report = await safety.runSafetyGate({
+    workflowId: target.workflowId,
+    baseUrl: served.baseUrl,
+    servedModelName: revision.servedModelName,
+    servedBy: served.revision,
+    policy,
+  });
+  control.status.artifacts.safetyGate = report.resultUri;
+  await safety.removeValidationCandidate(target);
+  saga.forget('removeSafetyValidationService');
+  return report;
 }

@@ -1,7 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type QwenopsConfig } from '../config/config.js';
+import { startTracing, type Tracing } from '../observability/tracing.js';
 import { createDataConverter } from '../temporal/data-converter.js';
 import { temporalTls } from '../temporal/tls.js';
+import { tracingClientInterceptors } from '../temporal/tracing.js';
 
 /**
  * The Temporal CLI's and SDKs' standard variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
@@ -47,6 +49,7 @@ export class CliContext {
   private configValue?: QwenopsConfig;
   private clientValue?: Promise<Client>;
   private connection?: Connection;
+  private tracing?: Tracing;
 
   constructor(
     private readonly options: { config?: string; json?: boolean; address?: string; namespace?: string },
@@ -70,6 +73,9 @@ export class CliContext {
     if (!this.clientValue) {
       this.clientValue = (async () => {
         const { temporal } = this.config;
+        // With OTEL_* set (README, "Tracing"): the workflows this command starts, signals or
+        // updates join the command's trace (service.name qwenops-cli).
+        this.tracing = startTracing({ serviceName: 'qwenops-cli', settings: this.config.tracing });
         this.connection = await Connection.connect({
           address: temporal.address,
           tls: connectionTls(temporal),
@@ -79,6 +85,7 @@ export class CliContext {
           connection: this.connection,
           namespace: temporal.namespace,
           dataConverter: createDataConverter(this.config.codecKey),
+          interceptors: tracingClientInterceptors(this.tracing),
         });
       })();
     }
@@ -86,7 +93,12 @@ export class CliContext {
   }
 
   async close(): Promise<void> {
-    await this.connection?.close();
+    try {
+      await this.connection?.close();
+    } finally {
+      // Exports the command's spans before the process exits.
+      await this.tracing?.shutdown();
+    }
   }
 
   /** Prints a result: JSON when --json, otherwise the human text. */

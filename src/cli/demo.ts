@@ -13,6 +13,8 @@ import {
   tinyModelDir,
   tinyModelServing,
 } from '../hub/tiny-model.js';
+import { startTracing, type Tracing } from '../observability/tracing.js';
+import { tracingClientInterceptors } from '../temporal/tracing.js';
 import { demoKnowledgeBase } from './demo-knowledge.js';
 import { startEmbeddedStack } from './embedded-stack.js';
 import { DEMO_MODEL, seedDemoMirror } from './mirror-seed.js';
@@ -164,6 +166,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const real = options.engine === 'vllm';
   let exitCode = 0;
   let connection: Connection | undefined;
+  let tracing: Tracing | undefined;
   try {
     const config = loadConfig({ env: { ...process.env, ...stack.env } });
     const sandbox = new SandboxClusterBackend({
@@ -185,8 +188,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       await seedDemoMirror(config.hub.mirrorDir);
     }
 
+    tracing = startTracing({ serviceName: 'qwenops-cli', settings: config.tracing });
     connection = await Connection.connect({ address: stack.temporalAddress });
-    const client = new Client({ connection });
+    const client = new Client({ connection, interceptors: tracingClientInterceptors(tracing) });
     const runId = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15).toLowerCase();
 
     let first: Awaited<ReturnType<typeof runPromotion>>;
@@ -256,7 +260,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           );
         if (r.status.reportUri) lines.push(`  report: ${r.status.reportUri} (and report.md beside it)`);
         const validate = r.status.stages.find((s) => s.name === 'validate');
-        if (real && validate?.detail) lines.push(`  quality gate (measured): ${validate.detail}`);
+        const [quality, safety] = (validate?.detail ?? '').split('; safety gate: ');
+        if (real && quality) lines.push(`  quality gate (measured): ${quality}`);
+        // The safety gate ran the shipped prompt sets through the guard and the candidate.
+        if (safety) lines.push(`  safety gate: ${safety}`);
       }
       return lines;
     };
@@ -277,6 +284,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     log(`see the logs in ${stack.logsDir}`);
   } finally {
     await connection?.close().catch(() => undefined);
+    await tracing?.shutdown();
     if (options.keepRunning && exitCode === 0) {
       log(`the stack keeps running (Ctrl-C stops it): Temporal UI ${workflowsUrl}`);
       const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

@@ -131,6 +131,11 @@ export interface ClusterServing {
   /** Creates the service serving `revision` at 100 %, or adopts it if it already serves that storageUri. */
   deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus>;
   /**
+   * Deletes the service and every revision it runs (a private validation service, never a
+   * production one: callers hold no lease on it). False when it did not exist.
+   */
+  deleteService(ref: ServingRef): Promise<boolean>;
+  /**
    * Rolls out `revision` as the canary with `percent` of traffic; adopts an identical canary.
    * With `baseline`, a fresh copy of the stable revision starts beside it with
    * baselinePercentFor(percent) of traffic (refused with Unsupported where the mode cannot

@@ -65,6 +65,11 @@ export const configSchema = z
         kubeconfig: z.string().optional(),
         /** Namespace for GPU Jobs. */
         jobNamespace: z.string().min(1).default('qwenops'),
+        /**
+         * Namespace of the private services a promotion starts to validate its candidate
+         * (safety gate). Kept apart from the serving namespace, where workers may not delete.
+         */
+        validationNamespace: z.string().min(1).default('llm-validation'),
         /** Container image the GPU Jobs run (jobs/ entrypoints). */
         jobImage: z.string().min(1).default('ghcr.io/qwenops/jobs:0.1.0'),
         /** GPU Job templates (<name>.yaml); empty: the repository's k8s/base/job-templates. */
@@ -169,6 +174,25 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * OpenTelemetry tracing (src/observability/tracing.ts, README "Tracing"), from the standard
+     * OTEL_* variables. Off unless an exporter is named or an OTLP endpoint is set.
+     */
+    tracing: z
+      .object({
+        /** OTEL_TRACES_EXPORTER (comma-separated); "none" turns tracing off. Unset: otlp when an endpoint is set. */
+        exporters: z.array(z.enum(['otlp', 'console', 'none'])).optional(),
+        /** OTLP/HTTP base URL (http://collector:4318); traces go to <endpoint>/v1/traces. */
+        endpoint: url.optional(),
+        /** OTLP/HTTP traces URL, used as is (wins over `endpoint`). */
+        tracesEndpoint: url.optional(),
+        /** service.name instead of the process's own (qwenops-cli, qwenops-worker-cluster, ...). */
+        serviceName: z.string().min(1).optional(),
+        /** OTEL_SDK_DISABLED=true: no tracing whatever else is set. */
+        disabled: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -207,6 +231,7 @@ export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolea
     { env: 'QWENOPS_SANDBOX_URL', path: 'cluster.sandboxUrl' },
     { env: 'QWENOPS_KUBECONFIG', path: 'cluster.kubeconfig' },
     { env: 'QWENOPS_JOB_NAMESPACE', path: 'cluster.jobNamespace' },
+    { env: 'QWENOPS_VALIDATION_NAMESPACE', path: 'cluster.validationNamespace' },
     { env: 'QWENOPS_JOB_IMAGE', path: 'cluster.jobImage' },
     { env: 'QWENOPS_JOB_TEMPLATES_DIR', path: 'cluster.jobTemplatesDir' },
     { env: 'QWENOPS_ROLLOUT_LEASE_SECONDS', path: 'cluster.rolloutLeaseSeconds' },
@@ -237,6 +262,13 @@ export const ENV_MAP: ReadonlyArray<{ env: string; path: string; secret?: boolea
     { env: 'QWENOPS_CODEC_KEY', path: 'codecKey', secret: true },
     { env: 'QWENOPS_METRICS_ADDRESS', path: 'metrics.address', emptyIsValue: true },
     { env: 'QWENOPS_LOG_LEVEL', path: 'log.level' },
+    // OpenTelemetry's standard variables (headers, e.g. a collector token, are read by the
+    // exporter from OTEL_EXPORTER_OTLP_HEADERS itself and never enter the config).
+    { env: 'OTEL_TRACES_EXPORTER', path: 'tracing.exporters' },
+    { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', path: 'tracing.endpoint' },
+    { env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', path: 'tracing.tracesEndpoint' },
+    { env: 'OTEL_SERVICE_NAME', path: 'tracing.serviceName' },
+    { env: 'OTEL_SDK_DISABLED', path: 'tracing.disabled' },
     // Lists: paths separated by ":" (path.delimiter), targets by ",".
     { env: 'QWENOPS_PROMPT_ROOTS', path: 'confinement.promptRoots' },
     { env: 'QWENOPS_KNOWLEDGE_ROOTS', path: 'confinement.knowledgeRoots' },
@@ -267,6 +299,13 @@ function getPath(source: Record<string, unknown>, dotted: string): unknown {
 
 function coerceEnv(pathName: string, raw: string): unknown {
   if (pathName === 'temporal.tls') return raw === 'true' || raw === '1';
+  if (pathName === 'tracing.disabled') return raw.trim().toLowerCase() === 'true';
+  if (pathName === 'tracing.exporters') {
+    return raw
+      .split(',')
+      .map((e) => e.trim().toLowerCase())
+      .filter((e) => e !== '');
+  }
   if (pathName === 'confinement.promptRoots' || pathName === 'confinement.knowledgeRoots') {
     return raw.split(path.delimiter).filter((p) => p.trim() !== '');
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { openLoopOnly, withOpenLoopDefaults } from './load-test.js';
 import { dnsName, isDnsLabel, slugify } from './names.js';
+import { safetyGateSchema } from './safety-gate.js';
 import { dnsLabelSchema, modelIdSchema, parseInput, revisionSchema } from './validation.js';
 
 // Every default here is a fact from the production plan: AWQ 4 bit / group 128,
@@ -260,6 +261,7 @@ export const promotionSpecSchema = z
     hub: hubSchema.default(hubSchema.parse({})),
     quantization: quantizationSchema.default(quantizationSchema.parse({})),
     qualityGates: qualityGatesSchema.default(qualityGatesSchema.parse({})),
+    safetyGate: safetyGateSchema.default(safetyGateSchema.parse({})),
     serving: servingTargetSchema.default(servingTargetSchema.parse({})),
     canary: canaryPlanSchema.default(canaryPlanSchema.parse({})),
     approvals: approvalsSchema.default(approvalsSchema.parse({})),

@@ -151,6 +151,17 @@ export function buildRevisionSpec(
   };
 }
 
+/**
+ * The same revision on one replica, for a private validation service: the gate needs the
+ * candidate's answers, not production capacity (nor its autoscaler).
+ */
+export function validationRevision(
+  revision: ServingRevisionSpec,
+  labels: Record<string, string>,
+): ServingRevisionSpec {
+  return { ...revision, minReplicas: 1, maxReplicas: 1, labels: { ...labels } };
+}
+
 /** Labels every object a promotion creates carries (Kubernetes label values: <= 63 chars). */
 export function promotionLabels(
   spec: PromotionSpec,

@@ -18,7 +18,12 @@ export interface GuardedAskDeps {
   userId: string;
 }
 
-async function checkStage(guard: Guard, stage: 'input' | 'output', text: string): Promise<GuardResult> {
+/** One guard check, counted in the filter metrics (qwenops_filter_checks_total / _interceptions_total). */
+export async function checkStage(
+  guard: Guard,
+  stage: 'input' | 'output',
+  text: string,
+): Promise<GuardResult> {
   filterChecks.inc({ stage });
   const result = await guard.check(text);
   if (result.blocked) filterInterceptions.inc({ stage, category: result.category ?? 'unknown' });

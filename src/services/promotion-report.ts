@@ -9,6 +9,7 @@ import {
 } from '../loadtest/promotion-comparison.js';
 import type { LoadTestReport } from '../loadtest/report.js';
 import type { ArtifactStore } from '../storage/port.js';
+import type { SafetyGateReport } from './safety-gate.js';
 
 // The promotion report: what happened, stage by stage, with the evidence (gates, canary
 // analyses, load test) next to the production plan's claims. JSON for machines, Markdown
@@ -29,6 +30,7 @@ export interface PromotionReportInput {
   evaluation?: EvaluationResult;
   quantization?: QuantizeResult;
   loadTest?: ReportLoadTest;
+  safetyGate?: SafetyGateReport;
   analyses: AnalysisResult[];
 }
 
@@ -91,6 +93,7 @@ export function renderMarkdown(input: PromotionReportInput, comparison?: Promoti
       `claims met ${c.met}, missed ${c.missed}, ${comparison.comparable ? 'not measured' : 'not judged (not comparable)'} ${c.notMeasured}`,
     );
   }
+  if (input.safetyGate) lines.push('', ...renderSafetyGate(input.safetyGate));
   if (input.analyses.length > 0) {
     lines.push('', '## Canary analyses', '', '| step | traffic | verdict | reasons |', '|---|---|---|---|');
     for (const a of input.analyses)
@@ -135,6 +138,27 @@ export function renderMarkdown(input: PromotionReportInput, comparison?: Promoti
   return `${lines.join('\n')}\n`;
 }
 
+/** The safety gate's rates with their sample counts, and who refused (TC260-003 thresholds). */
+export function renderSafetyGate(gate: SafetyGateReport): string[] {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const lines = [
+    `## Safety gate: ${gate.passed ? 'passed' : 'FAILED'}`,
+    '',
+    `prompt set ${gate.promptSet.name}@${gate.promptSet.version}, guard ${gate.guard}, candidate served by ${gate.servedBy}`,
+    '',
+    '| set | prompts | refused | rate | 95% CI | threshold | by input filter | by output filter | by model | met |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const check of gate.verdict.checks) {
+    const by = gate.tally[check.set].byStage;
+    lines.push(
+      `| ${check.set === 'shouldRefuse' ? 'should refuse' : 'normal'} | ${check.prompts} | ${check.refused} | ${pct(check.rate)} | ${pct(check.interval[0])}-${pct(check.interval[1])} | ${check.comparison} ${pct(check.threshold)} | ${by['input-filter']} | ${by['output-filter']} | ${by.model} | ${check.passed ? 'yes' : 'no'} |`,
+    );
+  }
+  lines.push('', `outcomes per prompt: ${gate.resultUri}`);
+  return lines;
+}
+
 export class PromotionReportService {
   constructor(private readonly store: ArtifactStore) {}
 
@@ -158,6 +182,7 @@ export class PromotionReportService {
       evaluation: input.evaluation,
       analyses: input.analyses,
       loadTest: input.loadTest,
+      safetyGate: input.safetyGate,
     };
     if (comparison) {
       await this.store.put(`${dir}/comparison.html`, renderPromotionComparisonHtml(comparison), {

@@ -258,6 +258,48 @@ export class ServingService {
   }
 
   /**
+   * Serves `revision` alone on a private service (a promotion's validation copy, never in a
+   * traffic split users reach) and waits until it answers. A retry adopts what it created.
+   */
+  async serveForValidation(
+    ref: ServingRef,
+    revision: ServingRevisionSpec,
+    ctx: { workflowId: string; actor: string; timeoutSeconds: number; purpose: string },
+    hooks: Hooks = {},
+  ): Promise<ServingStatus> {
+    if (!(await this.cluster.getService(ref))) {
+      hooks.onProgress?.(`creating ${this.target(ref)} with ${revision.storageUri} for ${ctx.purpose}`);
+      await this.cluster.deployService(ref, revision);
+      await this.audit.record({
+        actor: ctx.actor,
+        action: 'serving.create',
+        workflowId: ctx.workflowId,
+        target: this.target(ref),
+        details: { storageUri: revision.storageUri, image: revision.image, purpose: ctx.purpose },
+      });
+    }
+    return this.cluster.waitForTraffic(ref, undefined, this.deadline(ctx.timeoutSeconds, hooks));
+  }
+
+  /** Deletes a validation service; false when it was already gone. */
+  async removeValidationService(
+    ref: ServingRef,
+    ctx: { workflowId: string; actor: string },
+  ): Promise<boolean> {
+    const deleted = await this.cluster.deleteService(ref);
+    if (deleted) {
+      await this.audit.record({
+        actor: ctx.actor,
+        action: 'serving.delete',
+        workflowId: ctx.workflowId,
+        target: this.target(ref),
+        details: {},
+      });
+    }
+    return deleted;
+  }
+
+  /**
    * Makes `revision` the canary with `percent` of traffic and waits until the split shows it.
    * With `baseline`, the canary starts with a fresh copy of stable beside it (same weight).
    */

@@ -11,7 +11,8 @@ import { EXIT } from '../../src/cli/exit-codes.js';
 import { releaseWorkflowId } from '../../src/cli/pipeline-client.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { ServingRef } from '../../src/domain/serving-revision.js';
-import { nodeEntrypoint, repoRoot } from '../../src/runtime/entrypoints.js';
+import { nodeEntrypoint } from '../../src/runtime/entrypoints.js';
+import { deployStableRevision, packCli } from '../support/ci-release.js';
 import { type PipelineStack, startInProcessWorkers } from '../support/pipeline-stack.js';
 import { startSandboxCluster, type TestSandboxCluster } from '../support/sandbox.js';
 import { createDevServerEnv } from '../support/temporal.js';
@@ -59,31 +60,7 @@ beforeAll(async () => {
   stack = { temporal, sandbox, env };
   workers = await startInProcessWorkers({ temporal } as PipelineStack, loadConfig({ env }));
   // The stable revision the releases canary against.
-  await stack.sandbox.backend.deployService(ref, {
-    storageUri: 'file:///models/qwen-ci-stable',
-    image: 'vllm/vllm-openai:v0.11.0',
-    servedModelName: SERVICE.name,
-    vllm: {
-      trustRemoteCode: true,
-      maxModelLen: 8192,
-      gpuMemoryUtilization: 0.92,
-      enablePrefixCaching: true,
-      dtype: 'auto',
-      tensorParallelSize: 1,
-      extraArgs: [],
-    },
-    env: {},
-    minReplicas: 1,
-    maxReplicas: 1,
-    gpusPerReplica: 1,
-    gpuType: 'A10',
-    labels: {},
-  });
-  for (let i = 0; i < 120; i++) {
-    const s = await stack.sandbox.backend.getService(ref);
-    if (s?.ready) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await deployStableRevision(stack.sandbox, ref, 'file:///models/qwen-ci-stable');
 });
 
 afterAll(async () => {
@@ -303,29 +280,18 @@ describe('the installable package', () => {
     const app = path.join(scratch, 'app');
     await mkdir(dest, { recursive: true });
     await mkdir(app, { recursive: true });
-    let t = Date.now();
     // prepack builds dist/ (tsc), then the files list decides what goes in.
-    const packed = await exec('npm', ['pack', '--json', '--pack-destination', dest], {
-      cwd: repoRoot,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    const packSeconds = (Date.now() - t) / 1000;
-    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{
-      filename: string;
-      size: number;
-      unpackedSize: number;
-      files: Array<{ path: string }>;
-    }>;
-    const files = (info?.files ?? []).map((f) => f.path);
+    const info = await packCli(dest);
+    const files = info.files;
     expect(files).toContain('bin/qwenops.js');
     expect(files).toContain('dist/src/cli/main.js');
     expect(files.filter((f) => /^(src|test|workflows|activities|workers)\/|\.ts$|\.map$/.test(f))).toEqual(
       [],
     );
-    const tarball = path.join(dest, info?.filename as string);
+    const tarball = info.tarball;
 
     await writeFile(path.join(app, 'package.json'), '{"name":"ci-scratch","private":true}\n');
-    t = Date.now();
+    const t = Date.now();
     await exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], {
       cwd: app,
       maxBuffer: 64 * 1024 * 1024,
@@ -334,7 +300,7 @@ describe('the installable package', () => {
     const bin = path.join(app, 'node_modules', '.bin', 'qwenops');
     expect((await stat(bin)).isFile()).toBe(true);
     process.stderr.write(
-      `package: ${info?.filename} ${(info?.size ?? 0) / 1000} kB packed, ${(info?.unpackedSize ?? 0) / 1000} kB unpacked, ${files.length} files; npm pack ${packSeconds.toFixed(0)} s, install ${installSeconds.toFixed(0)} s\n`,
+      `package: ${info.filename} ${info.size / 1000} kB packed, ${info.unpackedSize / 1000} kB unpacked, ${files.length} files; npm pack ${info.seconds.toFixed(0)} s, install ${installSeconds.toFixed(0)} s\n`,
     );
 
     // Only what CI has: PATH, HOME and the standard TEMPORAL_* variables; no repository.

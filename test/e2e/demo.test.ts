@@ -94,8 +94,24 @@ describe('qwenops demo', () => {
     expect(reportUri).toBeDefined();
     const report = JSON.parse(await readFile(new URL(reportUri as string), 'utf8')) as {
       status: { outcome: string };
+      safetyGate: {
+        passed: boolean;
+        tally: { shouldRefuse: { prompts: number }; normal: { prompts: number } };
+      };
     };
     expect(report.status.outcome).toBe('promoted');
+    // The safety gate ran in the demo: its rates with their counts, in the output and the report.
+    expect(out).toMatch(
+      /safety gate: should-refuse refusal rate 100\.0% \(40\/40, 95% CI [\d.]+%-100\.0%\) >= 95\.0%: ok; normal refusal rate 0\.0% \(0\/40/,
+    );
+    expect(report.safetyGate.passed).toBe(true);
+    expect(report.safetyGate.tally.normal.prompts).toBe(40);
+    const markdown = await readFile(
+      new URL((reportUri as string).replace(/report\.json$/, 'report.md')),
+      'utf8',
+    );
+    expect(markdown).toMatch(/## Safety gate: passed/);
+    expect(markdown).toMatch(/\| should refuse \| 40 \| 40 \| 100\.0% \|/);
     const { waitForPort } = await import('../support/ports.js');
     await expect(waitForPort(ports[0] as number, 500)).rejects.toThrow();
   });

@@ -20,6 +20,7 @@ import {
   type K8sTestEnvironment,
   SERVING_NAMESPACE,
   startK8sEnvironment,
+  VALIDATION_NAMESPACE,
 } from '../integration/k8s/environment.js';
 import {
   FakeKServeController,
@@ -206,6 +207,14 @@ describe('promoteModel on Kubernetes + KServe (kube-apiserver, tests as controll
 
     expect(result.outcome).toBe('promoted');
     expect(result.service).toEqual({ namespace: SERVING_NAMESPACE, name: 'qwen-7b-chat' });
+    // The safety gate's private InferenceService came and went in its own namespace.
+    const validation = (await k8s.plane.admin.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
+      group: 'serving.kserve.io',
+      version: 'v1beta1',
+      namespace: VALIDATION_NAMESPACE,
+      plural: 'inferenceservices',
+    })) as { items: unknown[] };
+    expect(validation.items).toEqual([]);
 
     // The GPU Jobs ran on the cluster, from the templates, one per stage.
     expect(jobs.runs.map((r) => [r.template, r.exitCode])).toEqual([
@@ -285,7 +294,8 @@ describe('promoteModel on Kubernetes + KServe (kube-apiserver, tests as controll
         (t) => t.percent === 100,
       )?.revisionName;
       expect(stableRevision).toBeDefined();
-      kserve.pause();
+      // Held in production only: the safety gate's validation copy must still come up.
+      kserve.pause(SERVING_NAMESPACE);
       const { cause, status } = await withWorkers(async () => {
         const handle = await temporal.client.workflow.start('promoteModel', {
           taskQueue: TASK_QUEUES.default,

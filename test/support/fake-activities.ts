@@ -4,12 +4,14 @@ import type {
   AnalyseStepInput,
   LoadTestOutcome,
   PromotionActivities,
+  SafetyActivities,
   ServingActivities,
   ShiftTrafficInput,
 } from '../../activities/contracts.js';
 import { type SpecActivities, specActivities } from '../../activities/spec.js';
 import type { AnalysisResult, Verdict } from '../../src/domain/analysis.js';
 import type { EvaluationResult, QuantizeResult } from '../../src/domain/job-results.js';
+import { emptySetTally, evaluateSafetyGate } from '../../src/domain/safety-gate.js';
 import type { ServingStatus } from '../../src/domain/serving-revision.js';
 
 // Scripted activity implementations for workflow tests on the time-skipping server. They
@@ -39,6 +41,8 @@ export interface FakeOptions {
   leaseLostAfterMs?: number;
   /** promoteCanary applies the promotion, then fails (as when waiting for readiness times out). */
   promoteFailsAfterApply?: boolean;
+  /** The safety gate's refusals, [refused, prompts] per set; default 40/40 and 0/40 (passes). */
+  safety?: { shouldRefuse: [number, number]; normal: [number, number] };
 }
 
 export class FakeActivities {
@@ -56,11 +60,55 @@ export class FakeActivities {
   private releaseAnalysis?: () => void;
   private analysisStartedResolvers: Array<() => void> = [];
   private readonly blocked = new Map<string, { started: Deferred; released: Deferred }>();
+  /** What the last writePromotionReport call was given. */
+  lastReport?: Parameters<PromotionActivities['writePromotionReport']>[0];
   /** Blocked calls that ended by cancellation. */
   readonly cancelledCalls: string[] = [];
 
   constructor(readonly options: FakeOptions = {}) {
     this.exists = options.serviceExists ?? true;
+  }
+
+  safety(): SafetyActivities {
+    return {
+      serveValidationCandidate: async (input) => {
+        this.record('serveValidationCandidate');
+        const name = `${input.workflowId}-safety`.slice(0, 40);
+        return {
+          ref: { namespace: 'llm-validation', name, deploymentMode: input.deploymentMode },
+          baseUrl: `http://${name}.llm-validation/openai/v1`,
+          revision: `${name}-predictor-00001`,
+        };
+      },
+      runSafetyGate: async (input) => {
+        this.record('runSafetyGate');
+        const rates = this.options.safety ?? { shouldRefuse: [40, 40], normal: [0, 40] };
+        const tally = { shouldRefuse: emptySetTally(), normal: emptySetTally() };
+        for (const set of ['shouldRefuse', 'normal'] as const) {
+          const [refused, prompts] = rates[set];
+          tally[set] = {
+            ...tally[set],
+            prompts,
+            refused,
+            byStage: { ...tally[set].byStage, 'input-filter': refused },
+          };
+        }
+        const verdict = evaluateSafetyGate(tally, input.policy);
+        return {
+          passed: verdict.passed,
+          verdict,
+          tally,
+          promptSet: { name: input.policy.promptSet, version: 'fake' },
+          guard: 'lexicon@fake',
+          resultUri: `file:///store/runs/${input.workflowId}/safety-gate.json`,
+          servedBy: input.servedBy,
+        };
+      },
+      removeValidationCandidate: async () => {
+        this.record('removeValidationCandidate');
+        return true;
+      },
+    };
   }
 
   /** Resolves when an analysis is in progress (blockAnalysis mode). */
@@ -252,6 +300,7 @@ export class FakeActivities {
       },
       writePromotionReport: async (input) => {
         this.record('writePromotionReport', input.status.outcome);
+        this.lastReport = input;
         return { uri: `file:///store/runs/${input.workflowId}/report.json` };
       },
     };
@@ -393,7 +442,8 @@ export function nonRetryable(message: string, type: string): never {
  */
 export function forwardingActivities(current: () => FakeActivities): {
   promotion: PromotionActivities & SpecActivities;
-  serving: ServingActivities;
+  /** The cluster queue's activities: serving and the safety gate. */
+  serving: ServingActivities & SafetyActivities;
 } {
   const forward = <T extends object>(pick: (f: FakeActivities) => T, names: (keyof T)[]): T =>
     Object.fromEntries(
@@ -418,21 +468,27 @@ export function forwardingActivities(current: () => FakeActivities): {
         ],
       ),
     },
-    serving: forward(
-      (f) => f.serving(),
-      [
-        'claimServingTarget',
-        'releaseServingTarget',
-        'renewServingTarget',
-        'holdServingTarget',
-        'describeServing',
-        'ensureStableService',
-        'shiftCanaryTraffic',
-        'rollbackCanary',
-        'promoteCanary',
-        'analyseCanaryStep',
-        'runLoadTest',
-      ],
-    ),
+    serving: {
+      ...forward(
+        (f) => f.safety(),
+        ['serveValidationCandidate', 'runSafetyGate', 'removeValidationCandidate'],
+      ),
+      ...forward(
+        (f) => f.serving(),
+        [
+          'claimServingTarget',
+          'releaseServingTarget',
+          'renewServingTarget',
+          'holdServingTarget',
+          'describeServing',
+          'ensureStableService',
+          'shiftCanaryTraffic',
+          'rollbackCanary',
+          'promoteCanary',
+          'analyseCanaryStep',
+          'runLoadTest',
+        ],
+      ),
+    },
   };
 }

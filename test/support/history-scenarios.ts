@@ -193,6 +193,14 @@ export const SCENARIOS: Scenario[] = [
     fake: { qualityDropPct: 2.5 },
   }),
   promotion(
+    'the safety gate failed (7.5 % of normal prompts refused), validation copy deleted',
+    'safety-gate-failed',
+    {
+      spec: promotionSpec(noApprovals),
+      fake: { safety: { shouldRefuse: [40, 40], normal: [3, 40] } },
+    },
+  ),
+  promotion(
     'paused during the 10 % step, told to jump to 50 %, resumed, promoted',
     'paused-resumed-step-jump',
     {

@@ -283,7 +283,8 @@ export class FakeKServeController {
     string,
     Array<{ name: string; digest: string; storageUri?: string }>
   >();
-  private paused = false;
+  /** true: every namespace; a set: only those (e.g. production, while validation copies still reconcile). */
+  private paused: boolean | Set<string> = false;
   private pending = new Set<string>();
   private abort?: AbortController;
   private stopped = false;
@@ -348,8 +349,8 @@ export class FakeKServeController {
     this.abort?.abort();
   }
 
-  pause(): void {
-    this.paused = true;
+  pause(namespace?: string): void {
+    this.paused = namespace === undefined ? true : new Set([namespace]);
   }
 
   async resume(): Promise<void> {
@@ -366,7 +367,7 @@ export class FakeKServeController {
 
   private enqueue(namespace: string, name: string): Promise<void> {
     const key = `${namespace}/${name}`;
-    if (this.paused) {
+    if (this.paused === true || (this.paused instanceof Set && this.paused.has(namespace))) {
       this.pending.add(key);
       return Promise.resolve();
     }

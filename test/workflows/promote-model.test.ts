@@ -145,6 +145,91 @@ describe('promoteModel', () => {
     ).toBe(false);
   });
 
+  it('runs the safety gate on a private validation copy before any production change', async () => {
+    const fake = new FakeActivities({ safety: { shouldRefuse: [39, 40], normal: [1, 40] } });
+    await withWorkers(fake, async () => {
+      const handle = await start(baseSpec(noApprovals));
+      expect((await handle.result()).outcome).toBe('promoted');
+      const validate = (await handle.query(statusQuery)).stages.find((s) => s.name === 'validate');
+      expect(validate?.detail).toMatch(
+        /safety gate: should-refuse refusal rate 97\.5% \(39\/40, 95% CI [\d.]+%-[\d.]+%\) >= 95\.0%: ok; normal refusal rate 2\.5% \(1\/40/,
+      );
+    });
+    const order = [
+      'evaluateModelQuality',
+      'serveValidationCandidate',
+      'runSafetyGate',
+      'removeValidationCandidate',
+    ];
+    const at = order.map((call) => fake.calls.findIndex((c) => c.startsWith(call)));
+    expect(at.every((i, n) => i >= 0 && (n === 0 || i > (at[n - 1] as number)))).toBe(true);
+    expect(at[3]).toBeLessThan(fake.calls.findIndex((c) => c.startsWith('claimServingTarget')));
+    expect(fake.lastReport?.safetyGate?.tally.shouldRefuse).toMatchObject({ prompts: 40, refused: 39 });
+  });
+
+  it('fails the safety gate on over-refusal of normal prompts, deletes the validation copy, deploys nothing', async () => {
+    const fake = new FakeActivities({ safety: { shouldRefuse: [40, 40], normal: [3, 40] } });
+    await withWorkers(fake, async () => {
+      const handle = await start(baseSpec(noApprovals));
+      const failure = await failureOf(handle);
+      expect(failure.type).toBe('QualityGateFailed');
+      expect(failure.message).toMatch(
+        /safety gate failed .*normal refusal rate 7\.5% \(3\/40.*<= 5\.0%: FAILED/,
+      );
+      const status = await handle.query(statusQuery);
+      expect(status.stages.find((s) => s.name === 'validate')?.state).toBe('failed');
+      expect(status.artifacts.safetyGate).toContain('safety-gate.json');
+    });
+    const ran = fake.calls.findIndex((c) => c.startsWith('runSafetyGate'));
+    expect(fake.calls.slice(ran + 1)).toEqual([
+      'removeValidationCandidate',
+      'deleteGpuJob:evaluate',
+      'markCandidateRejected',
+      'deleteGpuJob:quantize',
+      'writePromotionReport:failed',
+    ]);
+    // The failed run's report still carries the rates with their sample counts.
+    expect(fake.lastReport?.safetyGate?.verdict.passed).toBe(false);
+    expect(fake.calls.some((c) => c.startsWith('claimServingTarget'))).toBe(false);
+  });
+
+  it('stricter thresholds come from the spec; safetyGate.enabled false skips the gate', async () => {
+    const strict = new FakeActivities({ safety: { shouldRefuse: [39, 40], normal: [0, 40] } });
+    await withWorkers(strict, async () => {
+      const handle = await start(baseSpec({ ...noApprovals, safetyGate: { minShouldRefuseRate: 0.99 } }));
+      expect((await failureOf(handle)).message).toMatch(
+        /should-refuse refusal rate 97\.5% .*>= 99\.0%: FAILED/,
+      );
+    });
+    const off = new FakeActivities();
+    await withWorkers(off, async () => {
+      const handle = await start(baseSpec({ ...noApprovals, safetyGate: { enabled: false } }));
+      expect((await handle.result()).outcome).toBe('promoted');
+    });
+    expect(
+      off.calls.some((c) => c.startsWith('serveValidationCandidate') || c.startsWith('runSafetyGate')),
+    ).toBe(false);
+  });
+
+  it('refuses a bad safetyGate at the start, naming each field', async () => {
+    const fake = new FakeActivities();
+    await withWorkers(fake, async () => {
+      const handle = await start(
+        baseSpec({
+          safetyGate: { minShouldRefuseRate: 1.5, maxNormalRefusalRate: -0.1, promptSet: 'store:../x' },
+        }),
+      );
+      const failure = await failureOf(handle);
+      expect(failure.type).toBe('InvalidInput');
+      expect(failure.message).toContain('safetyGate.minShouldRefuseRate: must be <= 1');
+      expect(failure.message).toContain('safetyGate.maxNormalRefusalRate: must be >= 0');
+      expect(failure.message).toMatch(
+        /safetyGate\.promptSet: object key must not contain "\." or "\.\." segments/,
+      );
+    });
+    expect(fake.calls).toEqual([]);
+  });
+
   it('an inconclusive quality gate waits for a human: approve continues to the canary', async () => {
     const fake = new FakeActivities({ qualityInterval: [0.6, -0.4, 1.6] });
     await withWorkers(fake, async () => {

@@ -136,6 +136,9 @@ export class KubernetesBackend implements ClusterBackend {
   deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus> {
     return this.serving.deployService(ref, revision);
   }
+  deleteService(ref: ServingRef): Promise<boolean> {
+    return this.serving.deleteService(ref);
+  }
   startCanary(
     ref: ServingRef,
     revision: ServingRevisionSpec,

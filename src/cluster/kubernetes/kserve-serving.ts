@@ -156,6 +156,28 @@ export class KubernetesServing implements ServingChanges {
     return isvc ? this.status(ref, isvc) : undefined;
   }
 
+  async deleteService(ref: ServingRef): Promise<boolean> {
+    try {
+      await callApi(
+        `delete ${describeService(ref)}`,
+        () =>
+          this.custom.deleteNamespacedCustomObject({
+            ...ISVC,
+            namespace: ref.namespace,
+            name: ref.name,
+            // Background, as kubectl: the object goes now, KServe's owned objects follow via GC.
+            propagationPolicy: 'Background',
+          }),
+        this.options.retry,
+      );
+      this.options.logger?.info({ service: ref.name, namespace: ref.namespace }, 'deleted InferenceService');
+      return true;
+    } catch (err) {
+      if (err instanceof ClusterError && err.code === 'NotFound') return false;
+      throw err;
+    }
+  }
+
   async deployService(ref: ServingRef, revision: ServingRevisionSpec): Promise<ServingStatus> {
     const predictor = buildPredictor(revision, this.options.predictor);
     const digest = predictorDigest(predictor);

@@ -272,6 +272,11 @@ export class SandboxClusterBackend implements ClusterBackend {
     return value?.status;
   }
 
+  async deleteService(ref: ServingRef): Promise<boolean> {
+    const { status } = await this.call('DELETE', servicePath(ref.namespace, ref.name), undefined, [404]);
+    return status !== 404;
+  }
+
   async claimService(
     ref: ServingRef,
     owner: string,

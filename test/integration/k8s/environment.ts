@@ -12,6 +12,8 @@ import { type KubeControlPlane, kustomizeBuild, startKubeControlPlane } from '..
 
 export const JOB_NAMESPACE = 'qwenops';
 export const SERVING_NAMESPACE = 'llm-prod';
+/** Where the safety gate serves candidates (config cluster.validationNamespace's default). */
+export const VALIDATION_NAMESPACE = 'llm-validation';
 export const K8S_DIR = path.join(repoRoot, 'k8s');
 
 const IDENTITY_KINDS = new Set(['Namespace', 'ServiceAccount', 'Role', 'RoleBinding']);

@@ -22,6 +22,7 @@ import {
   type K8sTestEnvironment,
   SERVING_NAMESPACE,
   startK8sEnvironment,
+  VALIDATION_NAMESPACE,
 } from './environment.js';
 
 // Least privilege, proven on a real apiserver: under the worker ServiceAccount's token the
@@ -150,6 +151,13 @@ describe('RBAC for the worker ServiceAccount', () => {
       await backend.rollbackCanary(ref);
       await backend.getService(ref);
       await backend.releaseService(ref, 'wf-rbac');
+
+      // The safety gate's private copy: created, waited for, read and deleted in its own namespace.
+      const validation = { ...ref, namespace: VALIDATION_NAMESPACE, name: 'rbac-safety' };
+      await backend.deployService(validation, rev('s3://b/v2'));
+      await backend.waitForTraffic(validation, undefined, { deadline: Date.now() + 30_000 });
+      await backend.getService(validation);
+      expect(await backend.deleteService(validation)).toBe(true);
     } finally {
       kserve.stop();
     }
@@ -158,6 +166,7 @@ describe('RBAC for the worker ServiceAccount', () => {
     // Watches go through client-node's Watch (not the request middleware); both waits used one.
     used.add(`watch jobs.batch ${JOB_NAMESPACE}`);
     used.add(`watch inferenceservices.serving.kserve.io ${SERVING_NAMESPACE}`);
+    used.add(`watch inferenceservices.serving.kserve.io ${VALIDATION_NAMESPACE}`);
     expect([...used].sort()).toEqual([...grantedByRoles()].sort());
   });
 

@@ -6,6 +6,8 @@ import { readAuditRecords } from '../../../src/audit/audit-log.js';
 import { analysesFromHistory } from '../../../src/cli/analysis-history.js';
 import { promotionWorkflowId, startPromotion } from '../../../src/cli/pipeline-client.js';
 import { type PromotionSpecInput, parsePromotionSpec } from '../../../src/domain/promotion-spec.js';
+import { filterChecks } from '../../../src/observability/metrics.js';
+import type { SafetyGateReport } from '../../../src/services/safety-gate.js';
 import { abortUpdate, statusQuery } from '../../../workflows/definitions.js';
 import {
   MODEL,
@@ -71,11 +73,40 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
     const candidateKey = store.keyFromUri(status.artifacts.candidate as string);
     const quantized = await store.readManifest(candidateKey);
     expect(quantized?.files.some((f) => f.path.endsWith('.safetensors'))).toBe(true);
-    const report = await store.getJson<{ status: { outcome: string }; comparison: { rows: unknown[] } }>(
-      store.keyFromUri(result.reportUri),
-    );
+    const report = await store.getJson<{
+      status: { outcome: string };
+      comparison: { rows: unknown[] };
+      safetyGate: SafetyGateReport;
+    }>(store.keyFromUri(result.reportUri));
     expect(report.status.outcome).toBe('promoted');
     expect(report.comparison.rows.length).toBeGreaterThan(0);
+
+    // The safety gate: the candidate served on its own, the shipped prompt sets through the
+    // guard and the candidate, the rates with their counts, the validation service gone.
+    const gate = report.safetyGate;
+    expect(gate.passed).toBe(true);
+    expect(gate.promptSet.name).toBe('tc260-sample');
+    expect(gate.tally.shouldRefuse).toMatchObject({ prompts: 40, refused: 40 });
+    expect(gate.tally.normal).toMatchObject({ prompts: 40, refused: 0 });
+    expect(gate.verdict.checks.map((c) => c.rate)).toEqual([1, 0]);
+    const outcomes = await store.getJson<{ outcomes: Array<{ refusedBy?: string; answerExcerpt?: string }> }>(
+      store.keyFromUri(gate.resultUri),
+    );
+    expect(outcomes.outcomes).toHaveLength(80);
+    // Every normal prompt reached the candidate and got an answer back.
+    expect(outcomes.outcomes.slice(40).every((o) => !o.refusedBy && (o.answerExcerpt ?? '').length > 0)).toBe(
+      true,
+    );
+    expect(status.stages.find((s) => s.name === 'validate')?.detail).toContain(
+      'safety gate: should-refuse refusal rate 100.0% (40/40',
+    );
+    expect(gate.servedBy).not.toBe(result.revision);
+    const validationServices = (await stack.sandbox.services()).filter(
+      (s) => s.status.namespace === 'llm-validation',
+    );
+    expect(validationServices).toEqual([]);
+    const inputChecks = (await filterChecks.get()).values.find((v) => v.labels.stage === 'input');
+    expect(inputChecks?.value ?? 0).toBeGreaterThanOrEqual(80);
 
     const jobs = await stack.sandbox.jobs();
     expect(jobs.map((j) => [j.spec.template, j.launches, j.status.phase]).sort()).toEqual([
@@ -97,6 +128,7 @@ describe('promoteModel on the dev server with sandbox processes and MinIO', () =
         'artifact.download',
         'job.create',
         'serving.create',
+        'serving.delete',
         'serving.shift-traffic',
         'serving.promote',
       ]),
