@@ -107,6 +107,9 @@ function demoSpec(overrides: Partial<PromotionSpecInput>): PromotionSpecInput {
       slo: { p99LatencyMs: 300, maxErrorRatePct: 1, maxLatencyRatioVsStable: 1.5 },
     },
     loadTest: { durationSeconds: 6, requestsPerSecond: 8, maxTokens: 32 },
+    // The production thresholds; more prompts in flight, since the faulted candidate answers
+    // each one 3 s late.
+    safetyGate: { concurrency: 16 },
     execution: { heartbeatTimeoutSeconds: 15, gpuJobTimeoutSeconds: 600 },
     ...overrides,
   };

@@ -28,6 +28,7 @@ import { renderStatus } from '../render.js';
 import { applySets, readSpecFile } from '../spec-input.js';
 import { CANCEL_REASON, concludeFinished, waitForRun } from '../wait.js';
 import type { CommandGroup } from './index.js';
+import { mergePlannedServing, plannedServing } from './plan.js';
 
 // promote, canary, status, approve, reject, abort, pause, resume, list.
 
@@ -96,10 +97,26 @@ export const registerPipelineCommands: CommandGroup = (program: Command, context
     .option('--id <workflowId>', 'workflow id (default: promote-<model>-<revision>)')
     .option('--requested-by <user>', 'who asks (audit records)', process.env.USER ?? 'cli')
     .option('--no-approvals', 'skip both approval gates')
+    .option(
+      '--plan-gpu <type>',
+      'fill `serving` from `qwenops plan` for this GPU type (AWQ; --plan-qps, --plan-p99-ms); spec fields win',
+    )
+    .option('--plan-qps <req/s>', 'target load for --plan-gpu', '10')
+    .option('--plan-p99-ms <ms>', 'p99 target for --plan-gpu', '300')
     .option('--wait', 'follow progress until the promotion ends; exit 0 promoted, 2 rolled back, 1 otherwise')
     .action(async (model: string, opts) => {
       const ctx = context();
       const raw: Record<string, unknown> = opts.spec ? readSpecFile(opts.spec) : {};
+      if (opts.planGpu) {
+        const planned = plannedServing(model, {
+          gpu: opts.planGpu,
+          qps: Number(opts.planQps),
+          p99Ms: Number(opts.planP99Ms),
+          maxModelLen:
+            (raw.serving as { vllm?: { maxModelLen?: number } } | undefined)?.vllm?.maxModelLen ?? 8192,
+        });
+        raw.serving = mergePlannedServing(planned, raw.serving);
+      }
       raw.model = model;
       if (opts.revision) raw.hub = { ...(raw.hub as object), revision: opts.revision };
       raw.requestedBy ??= opts.requestedBy;

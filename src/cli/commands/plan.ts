@@ -45,6 +45,43 @@ export function resolveModelConfig(model: string, configsDir: string): { file: s
 const numberOrText = (text: string): number | string =>
   /^\s*-?\d+(\.\d+)?\s*$/.test(text) ? Number(text) : text;
 
+/**
+ * The serving block a capacity plan proposes for a promotion of `model` (`promote --plan-gpu`):
+ * explicit spec fields win over it, so the plan only fills what the user left open.
+ */
+export function plannedServing(
+  model: string,
+  options: {
+    gpu: string;
+    quant?: string;
+    maxModelLen?: number | string;
+    qps?: number | string;
+    p99Ms?: number | string;
+    configsDir?: string;
+  },
+): Record<string, unknown> {
+  const { file, config } = resolveModelConfig(model, options.configsDir ?? DEFAULT_CONFIGS_DIR);
+  const plan = planCapacity(model, modelShapeFromConfig(config, file), {
+    model,
+    gpu: options.gpu as never,
+    quant: (options.quant ?? 'awq') as never,
+    maxModelLen: (options.maxModelLen ?? 8192) as never,
+    qps: (options.qps ?? 10) as never,
+    p99Ms: (options.p99Ms ?? 300) as never,
+  });
+  return plan.serving as unknown as Record<string, unknown>;
+}
+
+/** The planned serving block under the one the spec gives: the spec's fields (and vLLM args) win. */
+export function mergePlannedServing(
+  planned: Record<string, unknown>,
+  given: unknown,
+): Record<string, unknown> {
+  const spec = (given && typeof given === 'object' ? given : {}) as Record<string, unknown>;
+  const vllm = spec.vllm && typeof spec.vllm === 'object' ? spec.vllm : {};
+  return { ...planned, ...spec, vllm: { ...(planned.vllm as object), ...vllm } };
+}
+
 export const registerPlanCommands: CommandGroup = (program: Command, context: () => CliContext) => {
   program
     .command('plan')
