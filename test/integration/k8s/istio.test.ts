@@ -9,7 +9,7 @@ import {
   readYamlDocuments,
   startKubeControlPlane,
 } from '../../support/kube.js';
-import { K8S_DIR, SERVING_NAMESPACE } from './environment.js';
+import { K8S_DIR, SERVING_NAMESPACE, VALIDATION_NAMESPACE } from './environment.js';
 
 // k8s/istio rendered by kustomize and sent to a real kube-apiserver as a server-side dry
 // run (fieldValidation=Strict), with Istio's security.istio.io CRDs installed. The CRDs in
@@ -46,7 +46,9 @@ describe('k8s/istio on kube-apiserver, server-side dry run', () => {
     const objects = await kustomizeBuild(path.join(K8S_DIR, 'istio'));
     expect(objects.map((o) => `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`).sort()).toEqual([
       `AuthorizationPolicy/${SERVING_NAMESPACE}/qwenops-serving-callers`,
+      `AuthorizationPolicy/${VALIDATION_NAMESPACE}/qwenops-validation-callers`,
       `PeerAuthentication/${SERVING_NAMESPACE}/default`,
+      `PeerAuthentication/${VALIDATION_NAMESPACE}/default`,
     ]);
     for (const object of objects) {
       expect(object.metadata?.labels?.['app.kubernetes.io/part-of']).toBe('qwenops');

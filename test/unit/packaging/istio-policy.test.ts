@@ -11,6 +11,9 @@ import { K8S_DIR, kustomizationObjects, type Manifest } from '../../support/k8s-
 const istio = kustomizationObjects(path.join(K8S_DIR, 'istio'));
 const base = kustomizationObjects(path.join(K8S_DIR, 'base'));
 const SERVING_NAMESPACE = 'llm-prod';
+const VALIDATION_NAMESPACE = 'llm-validation';
+/** The serving namespace's policies (the checks below that read the first of a kind). */
+const servingIstio = istio.filter((o) => o.metadata.namespace === SERVING_NAMESPACE);
 const TRUST_DOMAIN = 'cluster.local';
 const INGRESS_GATEWAY = `${TRUST_DOMAIN}/ns/istio-system/sa/istio-ingressgateway-service-account`;
 const KNATIVE = `${TRUST_DOMAIN}/ns/knative-serving/sa/controller`;
@@ -42,23 +45,40 @@ function workerServiceAccount(): { namespace: string; name: string } {
 }
 
 describe('k8s/istio', () => {
-  it('holds a PeerAuthentication and an AuthorizationPolicy, both security.istio.io/v1 in llm-prod', () => {
+  it('holds a PeerAuthentication and an AuthorizationPolicy, both security.istio.io/v1, in llm-prod and llm-validation', () => {
     expect(istio.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.namespace}`).sort()).toEqual([
       `security.istio.io/v1 AuthorizationPolicy ${SERVING_NAMESPACE}`,
+      `security.istio.io/v1 AuthorizationPolicy ${VALIDATION_NAMESPACE}`,
       `security.istio.io/v1 PeerAuthentication ${SERVING_NAMESPACE}`,
+      `security.istio.io/v1 PeerAuthentication ${VALIDATION_NAMESPACE}`,
     ]);
-    expect(byKind(base, 'Namespace').map((n) => n.metadata.name)).toContain(SERVING_NAMESPACE);
+    expect(byKind(base, 'Namespace').map((n) => n.metadata.name)).toEqual(
+      expect.arrayContaining([SERVING_NAMESPACE, VALIDATION_NAMESPACE]),
+    );
+  });
+
+  it("lets only the workers (and Knative's activator) call the safety gate's validation services", () => {
+    const inValidation = istio.filter((o) => o.metadata.namespace === VALIDATION_NAMESPACE);
+    expect(byKind(inValidation, 'PeerAuthentication')[0]?.spec).toEqual({ mtls: { mode: 'STRICT' } });
+    const [policy] = byKind(inValidation, 'AuthorizationPolicy');
+    const { namespace, name } = workerServiceAccount();
+    expect(policy?.spec).toEqual({
+      action: 'ALLOW',
+      rules: [
+        { from: [{ source: { principals: [`${TRUST_DOMAIN}/ns/${namespace}/sa/${name}`, KNATIVE] } }] },
+      ],
+    });
   });
 
   it('makes mutual TLS STRICT for every workload of the namespace, with no port exempted', () => {
-    const [pa] = byKind(istio, 'PeerAuthentication');
+    const [pa] = byKind(servingIstio, 'PeerAuthentication');
     expect(pa?.spec).toEqual({ mtls: { mode: 'STRICT' } });
   });
 
   it('allows the ingress gateway and the worker ServiceAccount of k8s/base', () => {
     const { namespace, name } = workerServiceAccount();
     expect({ namespace, name }).toEqual({ namespace: 'qwenops', name: 'qwenops-worker' });
-    const [policy] = byKind(istio, 'AuthorizationPolicy');
+    const [policy] = byKind(servingIstio, 'AuthorizationPolicy');
     expect(policy?.spec.action).toBe('ALLOW');
     expect(policy?.spec.selector).toBeUndefined(); // the whole namespace: every predictor
     const [clients] = (policy?.spec.rules ?? []) as Array<{
@@ -70,7 +90,7 @@ describe('k8s/istio', () => {
   });
 
   it('allows nobody else, except Knative data plane and Prometheus reading /metrics', () => {
-    const [policy] = byKind(istio, 'AuthorizationPolicy');
+    const [policy] = byKind(servingIstio, 'AuthorizationPolicy');
     const rules = policy?.spec.rules as Array<{
       from?: Array<{ source: Record<string, string[]> }>;
       to?: Array<{ operation: Record<string, string[]> }>;
