@@ -53,16 +53,17 @@ async function dryRunAll(objects: KubernetesObject[]): Promise<string[]> {
 }
 
 const EXPECTED_KINDS = {
-  Namespace: 2,
+  // qwenops, llm-prod, and llm-validation (the safety gate's private services).
+  Namespace: 3,
   ServiceAccount: 3,
-  Role: 2,
-  RoleBinding: 2,
+  Role: 3,
+  RoleBinding: 3,
   ConfigMap: 2,
   // One worker per task queue: default, gpu-jobs, cluster, knowledge.
   Deployment: 4,
   PodDisruptionBudget: 4,
   HorizontalPodAutoscaler: 4,
-  NetworkPolicy: 2,
+  NetworkPolicy: 3,
   ServingRuntime: 1,
   PodMonitor: 1,
 };

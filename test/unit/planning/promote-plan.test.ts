@@ -19,7 +19,11 @@ describe('promote --plan-gpu', () => {
   });
 
   it('asks for tensor parallelism where one card cannot hold the model (72B on A100-80G)', () => {
-    const serving = plannedServing('qwen/Qwen-72B-Chat', { gpu: 'A100-80G', quant: 'none', maxModelLen: 2048 });
+    const serving = plannedServing('qwen/Qwen-72B-Chat', {
+      gpu: 'A100-80G',
+      quant: 'none',
+      maxModelLen: 2048,
+    });
     expect(serving).toMatchObject({ gpusPerReplica: 2, vllm: { tensorParallelSize: 2 } });
   });
 
