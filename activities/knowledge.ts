@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { AuditLog } from '../src/audit/audit-log.js';
 import {
   type BatchResult,
+  type ListingCursor,
   type ReindexCounters,
   type ReindexPlan,
   type ReindexReport,
@@ -12,7 +13,7 @@ import {
   type VerificationResult,
 } from '../src/domain/knowledge.js';
 import { objectKeySegment } from '../src/domain/names.js';
-import { parseInput } from '../src/domain/validation.js';
+import { InputValidationError, parseInput } from '../src/domain/validation.js';
 import { type KnowledgeAdapters, type KnowledgeWiring, knowledgeAdapters } from '../src/knowledge/compose.js';
 import type { Logger } from '../src/observability/logger.js';
 import { recordKnowledgeReindexSucceeded } from '../src/observability/pipeline-metrics.js';
@@ -55,9 +56,37 @@ export interface PhaseInput {
 interface BatchCheckpoint {
   startPosition: number;
   position: number;
+  /** The last key handled: the retry lists from it (absent in checkpoints written before cursors). */
+  lastKey?: string;
   counters: ReindexCounters;
   failures: SourceFailure[];
   chunksInBatch: number;
+}
+
+/** The batch's listing cursor, checked at the edge: bad input is not retried. */
+function parseCursor(cursor: unknown, position: unknown): ListingCursor | undefined {
+  const problems: Array<{ path: string; message: string }> = [];
+  if (typeof position !== 'number' || !Number.isSafeInteger(position) || position < 0)
+    problems.push({ path: 'position', message: 'must be a non-negative integer' });
+  if (cursor !== undefined && cursor !== null) {
+    const c = cursor as Partial<ListingCursor>;
+    if (typeof c !== 'object') problems.push({ path: 'cursor', message: 'must be an object' });
+    else {
+      if (typeof c.startAfter !== 'string' || c.startAfter === '')
+        problems.push({ path: 'cursor.startAfter', message: 'must be a non-empty source key' });
+      if (
+        typeof c.position !== 'number' ||
+        !Number.isSafeInteger(c.position) ||
+        c.position < 0 ||
+        (typeof position === 'number' && c.position > position)
+      )
+        problems.push({ path: 'cursor.position', message: 'must be an integer between 0 and position' });
+    }
+  }
+  if (problems.length > 0) throw new InputValidationError('knowledge batch', problems);
+  if (cursor === undefined || cursor === null) return undefined;
+  const { position: at, startAfter } = cursor as ListingCursor;
+  return { position: at, startAfter };
 }
 
 function parseRequest(input: unknown): ReindexRequest {
@@ -128,17 +157,30 @@ export function createKnowledgeActivities(deps: KnowledgeActivityDeps) {
       });
     },
 
-    async indexKnowledgeSourceBatch(input: PhaseInput & { position: number }): Promise<BatchResult> {
+    /**
+     * One batch: `position` is where its slice of the listing starts; `cursor` (optional:
+     * inputs recorded before cursors have none) lets it list from the last key before it.
+     */
+    async indexKnowledgeSourceBatch(
+      input: PhaseInput & { position: number; cursor?: ListingCursor },
+    ): Promise<BatchResult> {
       const request = await mapped(async () => parseRequest(input.request));
+      const cursor = await mapped(async () => parseCursor(input.cursor, input.position));
       return phase<BatchResult, BatchCheckpoint>(
         'index',
         async (hooks) => {
           // A retry after a crash resumes at the last committed group of this same batch.
           const resume = hooks.resumeFrom?.startPosition === input.position ? hooks.resumeFrom : undefined;
           const position = resume?.position ?? input.position;
+          const resumeCursor: ListingCursor | undefined =
+            resume?.lastKey !== undefined
+              ? { position: resume.position, startAfter: resume.lastKey }
+              : cursor;
           const sourcesLeft = request.batch.sourcesPerActivity - (position - input.position);
           const result = await indexerFor(request).indexBatch(input.plan, request, Math.max(1, sourcesLeft), {
             position,
+            // A checkpoint without a key (older worker) at a later position: list from the start.
+            cursor: resumeCursor && resumeCursor.position <= position ? resumeCursor : undefined,
             resumed: resume
               ? { counters: resume.counters, failures: resume.failures, chunksInBatch: resume.chunksInBatch }
               : undefined,

@@ -12,7 +12,7 @@
 // Deterministic (workflow code): no I/O, no timers; ordering comes from the promises the
 // SDK resolves in history order.
 
-import type { BatchResult } from '../src/domain/knowledge.js';
+import type { BatchResult, ListingCursor } from '../src/domain/knowledge.js';
 
 export interface BatchWindowOptions {
   /** The committed position this run starts from. */
@@ -29,7 +29,14 @@ export interface BatchWindowOptions {
    * listing grew since it was counted), as the sequential loop did.
    */
   listed: number;
-  runBatch: (position: number) => Promise<BatchResult>;
+  /**
+   * Starts the batch at `position`; `cursor`, when one is known, is the furthest listing
+   * cursor at or below it (the last key of the finished batch that ended furthest), so the
+   * batch lists from there instead of from the start.
+   */
+  runBatch: (position: number, cursor?: ListingCursor) => Promise<BatchResult>;
+  /** The cursor at `start`, carried from the previous run (absent: list from the start). */
+  startCursor?: ListingCursor;
   /** Asked before each start: true stops starting (e.g. continue-as-new suggested). */
   stopStarting?: () => boolean;
   /** Each batch's result, in listing order, with the committed position after it. */
@@ -47,6 +54,8 @@ export interface BatchWindowOutcome {
   done: boolean;
   batchesStarted: number;
   maxInFlight: number;
+  /** The furthest cursor known (at `position` once the window drained): carried to the next run. */
+  cursor?: ListingCursor;
 }
 
 type Settled = { start: number; result: BatchResult } | { start: number; error: unknown };
@@ -65,6 +74,9 @@ export async function runBatchWindow(options: BatchWindowOptions): Promise<Batch
   let failure: { error: unknown } | undefined;
   let started = 0;
   let maxInFlight = 0;
+  // Every finished batch ended at or below `next`, so the one that ended furthest gives the
+  // nearest cursor for any batch started from now on: one cursor, whatever the parallelism.
+  let cursor = options.startCursor?.position === options.start ? options.startCursor : undefined;
 
   const mayStart = () => {
     if (ended || failure || started >= options.maxBatches || inFlight.size >= parallelism) return false;
@@ -91,7 +103,7 @@ export async function runBatchWindow(options: BatchWindowOptions): Promise<Batch
       started++;
       inFlight.set(
         start,
-        options.runBatch(start).then(
+        options.runBatch(start, cursor).then(
           (result): Settled => ({ start, result }),
           (error: unknown): Settled => ({ start, error }),
         ),
@@ -111,11 +123,13 @@ export async function runBatchWindow(options: BatchWindowOptions): Promise<Batch
     }
     if (failure) continue;
     const { result } = settled;
+    if (result.lastKey !== undefined && result.nextPosition >= (cursor?.position ?? 0))
+      cursor = { position: result.nextPosition, startAfter: result.lastKey };
     if (result.done) ended = true;
     else horizon = Math.max(horizon, result.nextPosition + 1);
     finished.set(settled.start, result);
     commit();
   }
   if (failure) throw failure.error;
-  return { position, done: ended, batchesStarted: started, maxInFlight };
+  return { position, done: ended, batchesStarted: started, maxInFlight, cursor };
 }

@@ -12,6 +12,7 @@ import {
   continueAsNew,
   isCancellation,
   patched,
+  setCurrentDetails,
   setHandler,
   setWorkflowOptions,
   workflowInfo,
@@ -22,7 +23,10 @@ import {
   type BatchResult,
   DEFAULT_BATCH_PARALLELISM,
   emptyCounters,
+  formatReindexDetails,
   fullModeCounters,
+  type ListingCursor,
+  pushThroughputSample,
   type ReindexCounters,
   type ReindexPhase,
   type ReindexPlan,
@@ -32,7 +36,9 @@ import {
   type ReindexStatus,
   reindexProgress,
   reindexRequestSchema,
+  reindexThroughput,
   type SourceFailure,
+  type ThroughputState,
 } from '../src/domain/knowledge.js';
 import { parseInput } from '../src/domain/validation.js';
 import { knowledgeActivities } from './activity-options.js';
@@ -62,6 +68,13 @@ export interface ReindexCarriedState {
   runs: number;
   /** The request as the first run resolved it (absent in runs continued before it was carried). */
   request?: ReindexRequest;
+  /**
+   * Index-phase time and the recent-rate window, for the rates and ETA in `status` (absent
+   * in runs continued before they were measured: those start from phaseMs.index).
+   */
+  throughput?: ThroughputState;
+  /** The listing cursor at `position` (absent in runs continued before cursors: list from the start). */
+  cursor?: ListingCursor;
 }
 
 export interface ReindexWorkflowInput {
@@ -99,6 +112,28 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
   };
   // Before the request is resolved: the status query answers from the first moment.
   setHandler(reindexStatusQuery, () => status);
+  // Rates and ETA (src/domain/knowledge.ts, reindexThroughput): from the totals of committed
+  // batches and workflow time. Date.now() here is the workflow task's time, recorded in
+  // history, so replay computes the same; none of this issues a command (the status query
+  // and the UI's current details are not in history).
+  const carriedThroughput: ThroughputState = carried?.throughput ?? {
+    indexMs: carried?.phaseMs?.index ?? 0,
+    samples: [],
+  };
+  let samples = carriedThroughput.samples;
+  let indexStartedAt: number | undefined;
+  const indexMs = () =>
+    carriedThroughput.indexMs + (indexStartedAt === undefined ? 0 : Date.now() - indexStartedAt);
+  const measure = () => {
+    status.throughput = reindexThroughput({
+      now: Date.now(),
+      samples,
+      sourcesListed: status.sourcesListed,
+      embedMs: counters.embedMs,
+    });
+  };
+  const showDetails = () => setCurrentDetails(formatReindexDetails(status));
+  if (carried) measure();
 
   // Resolved once and recorded in history: a later change of a default never reaches this
   // run. A run continued as new works with the request the first run resolved (runs
@@ -117,6 +152,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     status.phase = phase;
     status.progress = { percent: reindexProgress(phase, status.sourcesDone, status.sourcesListed), message };
     publishStage(phase);
+    showDetails();
   };
   const timed = async <T>(phase: ReindexPhase, fn: () => Promise<T>): Promise<T> => {
     const started = Date.now();
@@ -145,11 +181,13 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     rowsBefore: plan?.rowsBefore ?? 0,
     rowsAfter: plan?.rowsBefore ?? 0,
     phaseMs,
+    ...(status.throughput ? { throughput: status.throughput } : {}),
     ...rest,
   });
 
   let expectedRows = carried?.expectedRows ?? 0;
   let position = carried?.position ?? 0;
+  let cursor = carried?.cursor?.position === position ? carried.cursor : undefined;
   const extra: Partial<ReindexReport> = {};
   try {
     if (!plan) {
@@ -161,8 +199,9 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
       status.sourcesListed = plan.sourcesListed;
     }
     const activePlan = plan;
+    indexStartedAt = Date.now();
     enter('index', `indexing ${activePlan.sourcesListed} sources (${activePlan.mode})`);
-    const continueWith = (state: { position: number }) =>
+    const continueWith = (state: { position: number; cursor?: ListingCursor }) =>
       continueAsNew<typeof reindexKnowledgeBase>({
         request,
         carried: {
@@ -175,6 +214,8 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
           phaseMs,
           runs: (carried?.runs ?? 1) + 1,
           request,
+          throughput: { indexMs: indexMs(), samples },
+          ...(state.cursor?.position === state.position ? { cursor: state.cursor } : {}),
         },
       });
     const commitBatch = (batch: BatchResult, committed: number) => {
@@ -185,6 +226,14 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
       status.counters = counters;
       status.failures = failures;
       status.sourcesDone = position;
+      samples = pushThroughputSample(samples, {
+        indexMs: indexMs(),
+        sources: position,
+        documents: counters.documents,
+        chunks: expectedRows,
+        embeddedInputs: counters.embeddedInputs,
+      });
+      measure();
       enter('index', `${position}/${activePlan.sourcesListed} sources, ${counters.chunksAdded} chunks added`);
     };
     if (patched(PARALLEL_BATCHES_PATCH)) {
@@ -199,12 +248,21 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
           parallelism: request.batch.parallelism ?? DEFAULT_BATCH_PARALLELISM,
           maxBatches: request.batch.batchesPerRun,
           listed: activePlan.sourcesListed,
-          runBatch: (at) =>
-            batches.run(() => acts.indexKnowledgeSourceBatch({ request, plan: activePlan, position: at })),
+          startCursor: cursor,
+          runBatch: (at, from) =>
+            batches.run(() =>
+              acts.indexKnowledgeSourceBatch({
+                request,
+                plan: activePlan,
+                position: at,
+                ...(from ? { cursor: from } : {}),
+              }),
+            ),
           stopStarting: () => workflowInfo().continueAsNewSuggested,
           onCommit: commitBatch,
           onInFlight: (n) => {
             status.batchesInFlight = n;
+            showDetails();
           },
           // One batch failed for good: the others stop (their writes would meet an aborted run).
           onFailure: () => batches.cancel(),
@@ -212,19 +270,25 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
           status.batchesInFlight = undefined;
         }),
       );
-      if (!window.done) await continueWith({ position: window.position });
+      if (!window.done) await continueWith({ position: window.position, cursor: window.cursor });
     } else {
       // The sequential loop of runs recorded before the batch window (golden histories).
       let batchesThisRun = 0;
       for (;;) {
         const batch = await timed('index', () =>
-          acts.indexKnowledgeSourceBatch({ request, plan: activePlan, position }),
+          acts.indexKnowledgeSourceBatch({
+            request,
+            plan: activePlan,
+            position,
+            ...(cursor?.position === position ? { cursor } : {}),
+          }),
         );
         batchesThisRun++;
         commitBatch(batch, batch.nextPosition);
+        if (batch.lastKey !== undefined) cursor = { position: batch.nextPosition, startAfter: batch.lastKey };
         if (batch.done) break;
         if (batchesThisRun >= request.batch.batchesPerRun || workflowInfo().continueAsNewSuggested)
-          await continueWith({ position });
+          await continueWith({ position, cursor });
       }
     }
     if (activePlan.mode === 'incremental') {
@@ -268,6 +332,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
       percent: 100,
       message: `done: ${final.rowsAfter} chunks (${counters.chunksAdded} added, ${counters.chunksRemoved} removed)`,
     };
+    showDetails();
     publishOutcome('succeeded');
     return final;
   } catch (err) {
@@ -287,6 +352,7 @@ export async function reindexKnowledgeBase(input: ReindexWorkflowInput): Promise
     status.outcome = 'failed';
     status.reason = classified.reason;
     status.report = report('failed', { ...extra, reason: status.reason });
+    showDetails();
     publishOutcome('failed', { text: status.reason, summary: `failed in phase ${status.phase}` });
     if (err instanceof ApplicationFailure || isCancellation(err)) throw err;
     const failure = classified.failure as ApplicationFailure;

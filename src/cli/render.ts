@@ -1,4 +1,11 @@
 import { type AnalysisResult, formatStatistics } from '../domain/analysis.js';
+import {
+  formatEta,
+  formatRate,
+  formatThroughput,
+  type ReindexReport,
+  type ReindexStatus,
+} from '../domain/knowledge.js';
 import type { PipelineStatus, StageRecord } from '../domain/status.js';
 
 // Human-readable renderings of a pipeline's status for the terminal.
@@ -82,4 +89,51 @@ export function renderStatus(status: PipelineStatus, pendingActivities: string[]
   }
   if (status.reportUri) lines.push(`report: ${status.reportUri}`);
   return lines.join('\n');
+}
+
+/** `qwenops kb status`: phase, progress, counters and, while indexing, rates and ETA. */
+export function renderReindexStatus(status: ReindexStatus): string {
+  const c = status.counters;
+  const lines = [
+    `${status.table}: ${status.outcome}, phase ${status.phase} (${status.progress.percent}%): ${status.progress.message}`,
+    `  sources ${status.sourcesDone}/${status.sourcesListed ?? '?'}${status.batchesInFlight !== undefined ? ` (${status.batchesInFlight} batches in flight)` : ''}; documents ${c.documents}; chunks +${c.chunksAdded} =${c.chunksKept} -${c.chunksRemoved}; embedding calls ${c.embeddingCalls}, inputs ${c.embeddedInputs}`,
+  ];
+  const t = status.throughput;
+  if (t) {
+    const perBatch =
+      t.embeddedInputsPerEmbedSecond !== undefined
+        ? ` (${formatRate(t.embeddedInputsPerEmbedSecond)} per batch while embedding)`
+        : '';
+    lines.push(
+      `  rate (average over ${formatDuration(t.elapsedMs)} indexing): ${formatRate(t.sourcesPerSecond)} sources, ${formatRate(t.documentsPerSecond)} documents, ${formatRate(t.chunksPerSecond)} chunks, ${formatRate(t.embeddedInputsPerSecond)} embedding inputs${perBatch}`,
+    );
+    if (t.recent)
+      lines.push(
+        `  rate (last ${formatDuration(t.recent.windowMs)}): ${formatRate(t.recent.sourcesPerSecond)} sources, ${formatRate(t.recent.documentsPerSecond)} documents, ${formatRate(t.recent.chunksPerSecond)} chunks, ${formatRate(t.recent.embeddedInputsPerSecond)} embedding inputs`,
+      );
+    if (status.outcome === 'running' && status.phase === 'index') {
+      lines.push(
+        t.eta
+          ? `  ETA of the index phase: ${formatEta(t.eta.remainingMs)} (${t.eta.remainingSources} sources left at the ${t.eta.basis} rate, about ${t.eta.at}; as of ${t.asOf})`
+          : '  ETA of the index phase: unknown (the listing grew past its count, or no rate yet)',
+      );
+    }
+  }
+  if (status.reason) lines.push(`  reason: ${status.reason}`);
+  return lines.join('\n');
+}
+
+/** One progress line while `qwenops kb reindex --wait` waits. */
+export function renderReindexProgressLine(status: ReindexStatus): string {
+  const sources = `${status.sourcesDone}/${status.sourcesListed ?? '?'} sources`;
+  const rates =
+    status.throughput && status.phase === 'index' ? ` | ${formatThroughput(status.throughput)}` : '';
+  return `${status.phase} ${status.progress.percent}% ${sources}${rates}`;
+}
+
+/** The throughput line of a re-index report (absent for reports without it). */
+export function renderReportThroughput(report: Pick<ReindexReport, 'throughput'>): string | undefined {
+  return report.throughput
+    ? `  throughput: ${formatThroughput(report.throughput, 'average')} over ${formatDuration(report.throughput.elapsedMs)} of indexing`
+    : undefined;
 }

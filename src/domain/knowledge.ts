@@ -272,6 +272,22 @@ export interface BatchResult {
   failures: SourceFailure[];
   /** Chunks the target holds for the sources of this batch (the full-mode row count check). */
   chunksInBatch: number;
+  /**
+   * The key of the last source this batch handled (absent when it handled none): the
+   * cursor of the batch starting at `nextPosition` (see ListingCursor).
+   */
+  lastKey?: string;
+}
+
+/**
+ * Where a batch's listing resumes: after the source key `startAfter`, which is the last
+ * one before listing position `position`. A batch starting at position p with a cursor
+ * lists from the cursor and skips p - position entries, instead of relisting from the
+ * start; without one (runs recorded before cursors) it lists from the start.
+ */
+export interface ListingCursor {
+  position: number;
+  startAfter: string;
 }
 
 export interface VerificationResult {
@@ -316,6 +332,8 @@ export interface ReindexReport {
   verification?: VerificationResult;
   swap?: { attempts: number; replacedPrevious: boolean };
   phaseMs: Partial<Record<ReindexPhase, number>>;
+  /** The index phase's rates at its end (absent in reports of runs before it was measured). */
+  throughput?: ReindexThroughput;
 }
 
 export interface ReindexStatus {
@@ -331,6 +349,8 @@ export interface ReindexStatus {
   failures: SourceFailure[];
   /** Batch activities running now (the index phase). */
   batchesInFlight?: number;
+  /** Index-phase rates and ETA, as of the last finished batch (absent before the first one). */
+  throughput?: ReindexThroughput;
   outcome: 'running' | 'succeeded' | 'failed';
   reason?: string;
   report?: ReindexReport;
@@ -359,4 +379,184 @@ export function reindexProgress(
     case 'finish':
       return 99;
   }
+}
+
+// Throughput of the index phase, for a person watching a long run (status query, CLI, the
+// Temporal UI's current details). Computed in the workflow from what finished batches
+// return and from workflow time (Date.now() there is the workflow task's time, recorded in
+// history: deterministic on replay). Time is index-phase time summed over the runs of a
+// continue-as-new chain, so every rate and the ETA continue across it. The state carried
+// is a few numbers and a window of at most THROUGHPUT_WINDOW_SAMPLES samples: bounded
+// however many batches a run has.
+
+/** Samples the recent rates are measured over (one per workflow task that committed batches). */
+export const THROUGHPUT_WINDOW_SAMPLES = 8;
+
+/** Totals at one moment of the index phase. */
+export interface ThroughputSample {
+  /** Index-phase milliseconds since the chain's index phase began (all runs together). */
+  indexMs: number;
+  sources: number;
+  documents: number;
+  /** Chunks the indexed sources have in the target (sum of the batches' chunksInBatch). */
+  chunks: number;
+  embeddedInputs: number;
+}
+
+/** What a run carries across continue-as-new to keep measuring. */
+export interface ThroughputState {
+  /** Index-phase milliseconds of the runs before this one. */
+  indexMs: number;
+  /** The newest samples, oldest first (at most THROUGHPUT_WINDOW_SAMPLES). */
+  samples: ThroughputSample[];
+}
+
+export interface Rates {
+  sourcesPerSecond: number;
+  documentsPerSecond: number;
+  chunksPerSecond: number;
+  /** Texts sent to the embedder per second (achieved, all batches in flight together). */
+  embeddedInputsPerSecond: number;
+}
+
+export interface ReindexThroughput extends Rates {
+  /** Index-phase time so far, all runs of the chain together. */
+  elapsedMs: number;
+  /** Workflow time of the measurement (the rates and ETA are as of then). */
+  asOf: string;
+  /** Chunks the indexed sources have in the target so far. */
+  chunks: number;
+  /**
+   * Embedder speed per batch: inputs per second of embedding time the batches measured
+   * (counters.embedMs). Achieved throughput is about this times the batches embedding at
+   * once; absent before anything was embedded.
+   */
+  embeddedInputsPerEmbedSecond?: number;
+  /** Rates over the last samples (up to THROUGHPUT_WINDOW_SAMPLES), when they span some time. */
+  recent?: Rates & { windowMs: number };
+  /**
+   * Time left in the index phase at the recent rate (else the average), from the sources
+   * listed at start; absent when that is unknown (nothing done yet, or the listing grew
+   * past its count). The phases after indexing (HNSW build, verify, swap) are not in it.
+   */
+  eta?: { remainingSources: number; remainingMs: number; at: string; basis: 'recent' | 'average' };
+}
+
+export function emptyThroughputState(): ThroughputState {
+  return { indexMs: 0, samples: [] };
+}
+
+/** Adds a sample; one taken at the same index time replaces the last (batches folded together). */
+export function pushThroughputSample(
+  samples: ThroughputSample[],
+  sample: ThroughputSample,
+): ThroughputSample[] {
+  const last = samples[samples.length - 1];
+  const kept = last && last.indexMs >= sample.indexMs ? samples.slice(0, -1) : samples;
+  return [...kept, sample].slice(-THROUGHPUT_WINDOW_SAMPLES);
+}
+
+const perSecond = (amount: number, ms: number) => (ms > 0 ? round3((amount * 1000) / ms) : 0);
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function ratesBetween(from: ThroughputSample, to: ThroughputSample): Rates {
+  const ms = to.indexMs - from.indexMs;
+  return {
+    sourcesPerSecond: perSecond(to.sources - from.sources, ms),
+    documentsPerSecond: perSecond(to.documents - from.documents, ms),
+    chunksPerSecond: perSecond(to.chunks - from.chunks, ms),
+    embeddedInputsPerSecond: perSecond(to.embeddedInputs - from.embeddedInputs, ms),
+  };
+}
+
+/** Rates and ETA from the latest sample (the totals now) and the window before it. */
+export function reindexThroughput(input: {
+  now: number;
+  samples: ThroughputSample[];
+  sourcesListed?: number;
+  embedMs: number;
+}): ReindexThroughput | undefined {
+  const latest = input.samples[input.samples.length - 1];
+  if (!latest) return undefined;
+  const origin: ThroughputSample = { indexMs: 0, sources: 0, documents: 0, chunks: 0, embeddedInputs: 0 };
+  const average = ratesBetween(origin, latest);
+  const oldest = input.samples[0] as ThroughputSample;
+  const windowMs = latest.indexMs - oldest.indexMs;
+  const recent = windowMs > 0 ? { ...ratesBetween(oldest, latest), windowMs } : undefined;
+  const throughput: ReindexThroughput = {
+    elapsedMs: latest.indexMs,
+    asOf: new Date(input.now).toISOString(),
+    chunks: latest.chunks,
+    ...average,
+  };
+  if (input.embedMs > 0 && latest.embeddedInputs > 0)
+    throughput.embeddedInputsPerEmbedSecond = perSecond(latest.embeddedInputs, input.embedMs);
+  if (recent) throughput.recent = recent;
+  const remainingSources = (input.sourcesListed ?? 0) - latest.sources;
+  const basis = recent && recent.sourcesPerSecond > 0 ? 'recent' : 'average';
+  const rate = basis === 'recent' ? (recent as Rates).sourcesPerSecond : average.sourcesPerSecond;
+  if (input.sourcesListed !== undefined && remainingSources >= 0 && rate > 0) {
+    const remainingMs = Math.round((remainingSources * 1000) / rate);
+    throughput.eta = {
+      remainingSources,
+      remainingMs,
+      at: new Date(input.now + remainingMs).toISOString(),
+      basis,
+    };
+  }
+  return throughput;
+}
+
+/** "12.5/s", "0.25/s", "1.2k/s": a rate for one line of text. */
+export function formatRate(perSecondValue: number): string {
+  if (perSecondValue >= 10_000) return `${(perSecondValue / 1000).toFixed(0)}k/s`;
+  if (perSecondValue >= 1000) return `${(perSecondValue / 1000).toFixed(1)}k/s`;
+  if (perSecondValue >= 10) return `${perSecondValue.toFixed(0)}/s`;
+  if (perSecondValue >= 1) return `${perSecondValue.toFixed(1)}/s`;
+  return `${perSecondValue.toFixed(2)}/s`;
+}
+
+/** "45 s", "12m05s", "3h07m": a remaining time for one line of text. */
+export function formatEta(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+}
+
+/**
+ * One line: "now 12/s docs, 36/s chunks, 40/s embedding inputs (15/s per batch while
+ * embedding), ETA 3m20s (index phase)"; `average` gives the rates over the whole phase.
+ */
+export function formatThroughput(t: ReindexThroughput, basis: 'recent' | 'average' = 'recent'): string {
+  const recent = basis === 'recent' ? t.recent : undefined;
+  const now = recent ?? t;
+  const perBatch =
+    t.embeddedInputsPerEmbedSecond !== undefined
+      ? ` (${formatRate(t.embeddedInputsPerEmbedSecond)} per batch while embedding)`
+      : '';
+  const eta =
+    t.eta && t.eta.remainingSources > 0 ? `, ETA ${formatEta(t.eta.remainingMs)} (index phase)` : '';
+  return `${recent ? 'now' : 'average'} ${formatRate(now.documentsPerSecond)} docs, ${formatRate(now.chunksPerSecond)} chunks, ${formatRate(now.embeddedInputsPerSecond)} embedding inputs${perBatch}${eta}`;
+}
+
+/**
+ * The Temporal UI's "current details" of a re-index (Markdown): phase, progress and, while
+ * indexing, the rates and ETA. Set by the workflow whenever its status changes.
+ */
+export function formatReindexDetails(status: ReindexStatus): string {
+  const lines = [
+    `**${status.table}**: ${status.outcome}, phase **${status.phase}** (${status.progress.percent}%)`,
+  ];
+  lines.push(status.progress.message);
+  if (status.phase === 'index' && status.outcome === 'running') {
+    const inFlight =
+      status.batchesInFlight !== undefined ? `, ${status.batchesInFlight} batches in flight` : '';
+    lines.push(`sources ${status.sourcesDone}/${status.sourcesListed ?? '?'}${inFlight}`);
+  }
+  if (status.throughput)
+    lines.push(formatThroughput(status.throughput, status.outcome === 'running' ? 'recent' : 'average'));
+  if (status.reason) lines.push(`reason: ${status.reason}`);
+  return lines.join('\n\n');
 }

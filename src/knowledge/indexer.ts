@@ -5,6 +5,7 @@ import {
   type BatchResult,
   emptyCounters,
   fullModeCounters,
+  type ListingCursor,
   type ReindexCounters,
   type ReindexPlan,
   type ReindexReport,
@@ -13,6 +14,7 @@ import {
   type VerificationResult,
 } from '../domain/knowledge.js';
 import type { Logger } from '../observability/logger.js';
+import { compareKeys } from '../storage/port.js';
 import { chunkDocumentAsync } from './chunker.js';
 import { formatOfKey } from './document.js';
 import type { Embedder } from './embedders/port.js';
@@ -61,11 +63,18 @@ export interface IndexerDeps {
 
 export interface BatchOptions {
   position: number;
+  /**
+   * Where to resume the listing: after `startAfter`, the last key before listing position
+   * `cursor.position` (<= position). Without one the listing starts from the beginning.
+   */
+  cursor?: ListingCursor;
   /** Counters and failures of sources already done in this batch (resuming from a heartbeat). */
   resumed?: { counters: ReindexCounters; failures: SourceFailure[]; chunksInBatch: number };
   /** Called after every committed group: the position to resume from, and the totals so far. */
   onCheckpoint?: (checkpoint: {
     position: number;
+    /** The last key handled (the cursor at `position`). */
+    lastKey?: string;
     counters: ReindexCounters;
     failures: SourceFailure[];
     chunksInBatch: number;
@@ -162,20 +171,29 @@ export class KnowledgeIndexer {
     const { store, source } = this.deps;
     const lease = { runId: plan.runId, ttlSeconds: request.leaseTtlSeconds };
     await store.renewLease(lease);
+    // Listed from the cursor (the last key before it) when there is one: a batch reads
+    // only its own slice of the listing (plus the few entries between the cursor and its
+    // start when batches run ahead in parallel), never the corpus from the start.
+    const cursor = options.cursor;
+    if (cursor && (cursor.position > options.position || cursor.position < 0))
+      throw new Error(`listing cursor at ${cursor.position} is past the batch position ${options.position}`);
+    let toSkip = options.position - (cursor?.position ?? 0);
     const entries: SourceEntry[] = [];
-    let index = 0;
-    for await (const entry of source.list()) {
-      if (index++ < options.position) continue;
+    for await (const entry of source.list({ startAfter: cursor?.startAfter })) {
+      if (toSkip > 0) {
+        toSkip--;
+        continue;
+      }
       entries.push(entry);
       if (entries.length > maxSources) break;
     }
     const done = entries.length <= maxSources;
     if (!done) entries.pop();
-
     let counters = options.resumed?.counters ?? emptyCounters();
     let failures = options.resumed?.failures ?? [];
     let chunksInBatch = options.resumed?.chunksInBatch ?? 0;
     let position = options.position;
+    let lastKey = cursor?.position === options.position ? cursor.startAfter : undefined;
     let group: SourceEntry[] = [];
     let groupNewChunks = 0;
 
@@ -186,9 +204,10 @@ export class KnowledgeIndexer {
       failures = appendFailures(failures, result.failures);
       chunksInBatch += result.chunksInTarget;
       position += group.length;
+      lastKey = (group[group.length - 1] as SourceEntry).key;
       group = [];
       groupNewChunks = 0;
-      options.onCheckpoint?.({ position, counters, failures, chunksInBatch });
+      options.onCheckpoint?.({ position, lastKey, counters, failures, chunksInBatch });
     };
     for (const entry of entries) {
       options.signal?.throwIfAborted();
@@ -199,7 +218,14 @@ export class KnowledgeIndexer {
         await flush();
     }
     await flush();
-    return { nextPosition: position, done, counters, failures, chunksInBatch };
+    return {
+      nextPosition: position,
+      done,
+      counters,
+      failures,
+      chunksInBatch,
+      ...(lastKey !== undefined ? { lastKey } : {}),
+    };
   }
 
   private async processGroup(
@@ -426,48 +452,49 @@ export class KnowledgeIndexer {
   ): Promise<{ documentsRemoved: number; chunksRemoved: number; writeTransactions: number }> {
     const { store, source, logger } = this.deps;
     const lease = { runId: plan.runId, ttlSeconds: request.leaseTtlSeconds };
-    // The listing as sorted 64-bit key hashes: 8 bytes per source, whatever the key length.
-    const hashes: bigint[] = [];
-    for await (const entry of source.list())
-      hashes.push(createHash('sha256').update(entry.key).digest().readBigUInt64BE(0));
-    const listed = BigUint64Array.from(hashes).sort();
-    const has = (key: string) => {
-      const h = createHash('sha256').update(key).digest().readBigUInt64BE(0);
-      let lo = 0;
-      let hi = listed.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        const v = listed[mid] as bigint;
-        if (v === h) return true;
-        if (v < h) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      return false;
-    };
-    const gone: string[] = [];
-    let checked = 0;
-    for await (const stored of store.sources('live')) {
-      if (!has(stored) && !(await source.exists(stored))) gone.push(stored);
-      if (++checked % 1000 === 0) onProgress?.(checked);
-    }
+    // A merge of two streams in the same (byte-wise) key order: the listing and the stored
+    // sources. Memory stays flat in corpus size: one listing entry, one page of stored
+    // sources, and up to 500 sources to delete at a time. A stored source the listing does
+    // not have is checked once more (exists) before its chunks go: a listing that moved
+    // costs a lookup, never a wrongly deleted source.
+    const listing = source.list()[Symbol.asyncIterator]();
+    let gone: string[] = [];
+    let documentsRemoved = 0;
     let chunksRemoved = 0;
     let writeTransactions = 0;
-    for (let i = 0; i < gone.length; i += 500) {
-      const batch = gone.slice(i, i + 500);
+    const removeGone = async () => {
+      if (gone.length === 0) return;
       const { deleted } = await store.applyChanges(
         'live',
-        { removeChunkIds: [], removeSources: batch, insertChunks: [], upsertSources: [] },
+        { removeChunkIds: [], removeSources: gone, insertChunks: [], upsertSources: [] },
         lease,
         plan.embeddingModel,
       );
+      documentsRemoved += gone.length;
       chunksRemoved += deleted;
       writeTransactions++;
+      gone = [];
+    };
+    try {
+      let listed = await listing.next();
+      let checked = 0;
+      for await (const stored of store.sources('live')) {
+        while (!listed.done && compareKeys(listed.value.key, stored) < 0) listed = await listing.next();
+        const inListing = !listed.done && listed.value.key === stored;
+        if (!inListing && !(await source.exists(stored))) {
+          gone.push(stored);
+          if (gone.length >= 500) await removeGone();
+        }
+        if (++checked % 1000 === 0) onProgress?.(checked);
+      }
+      await removeGone();
+    } finally {
+      await listing.return?.();
     }
-    if (gone.length > 0)
-      logger.info({ sources: gone.length, chunksRemoved }, 'removed the chunks of deleted sources');
-    return { documentsRemoved: gone.length, chunksRemoved, writeTransactions };
+    if (documentsRemoved > 0)
+      logger.info({ sources: documentsRemoved, chunksRemoved }, 'removed the chunks of deleted sources');
+    return { documentsRemoved, chunksRemoved, writeTransactions };
   }
-
   async buildIndex(
     plan: ReindexPlan,
     request: ReindexRequest,
@@ -574,10 +601,12 @@ export class KnowledgeIndexer {
     };
     try {
       let position = 0;
+      let cursor: ListingCursor | undefined;
       for (;;) {
         const batch = await timed('index', () =>
-          this.indexBatch(plan, request, request.batch.sourcesPerActivity, { position }),
+          this.indexBatch(plan, request, request.batch.sourcesPerActivity, { position, cursor }),
         );
+        if (batch.lastKey !== undefined) cursor = { position: batch.nextPosition, startAfter: batch.lastKey };
         counters = addCounters(counters, batch.counters);
         failures = appendFailures(failures, batch.failures);
         expectedRows += batch.chunksInBatch;

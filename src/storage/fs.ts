@@ -1,14 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertStorageKey } from '../domain/validation.js';
 import { readManifestFrom, writeManifestTo } from './manifest.js';
-import type { ArtifactStore, Manifest, ManifestFile, ObjectInfo, PutOptions } from './port.js';
-import { StorageError } from './port.js';
+import type { ArtifactStore, ListOptions, Manifest, ManifestFile, ObjectInfo, PutOptions } from './port.js';
+import { compareKeys, StorageError } from './port.js';
+import { walkSorted } from './walk.js';
 
 // The embedded default store: a directory. Writes go to a temp file in the same
 // directory and are renamed into place (atomic on POSIX), and a sidecar file keeps the
@@ -121,33 +122,33 @@ export class FsArtifactStore implements ArtifactStore {
     return { key, size: info.size, sha256: sha256?.trim(), lastModified: info.mtime };
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    const start = prefix === '' ? this.root : this.pathOf(prefix.replace(/\/+$/, ''));
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    const base = prefix.replace(/\/+$/, '');
+    const start = base === '' ? this.root : this.pathOf(base);
     const info = await stat(start).catch(() => undefined);
     if (!info) return;
     if (info.isFile()) {
+      if (options.startAfter !== undefined && compareKeys(prefix, options.startAfter) <= 0) return;
       const single = await this.stat(prefix);
       if (single) yield single;
       return;
     }
-    const walk = async function* (this: FsArtifactStore, dir: string): AsyncGenerator<ObjectInfo> {
-      const entries = await readdir(dir, { withFileTypes: true });
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (const entry of entries) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) yield* walk.call(this, full);
-        else if (
-          entry.isFile() &&
-          !entry.name.endsWith(SIDECAR_SUFFIX) &&
-          !entry.name.startsWith(TEMP_MARK)
-        ) {
-          const key = path.relative(this.root, full).split(path.sep).join('/');
-          const object = await this.stat(key);
-          if (object) yield object;
-        }
-      }
-    };
-    yield* walk.call(this, start);
+    const keyPrefix = base === '' ? '' : `${base}/`;
+    // startAfter is a whole key: relative to the walked directory, or before/after all of it.
+    let startAfter: string | undefined;
+    if (options.startAfter !== undefined) {
+      if (options.startAfter.startsWith(keyPrefix)) startAfter = options.startAfter.slice(keyPrefix.length);
+      else if (compareKeys(options.startAfter, keyPrefix) > 0) return;
+    }
+    const entries = walkSorted(start, {
+      startAfter,
+      skip: (entry) =>
+        entry.isFile() && (entry.name.endsWith(SIDECAR_SUFFIX) || entry.name.startsWith(TEMP_MARK)),
+    });
+    for await (const entry of entries) {
+      const object = await this.stat(keyPrefix + entry.key);
+      if (object) yield object;
+    }
   }
 
   async delete(key: string): Promise<void> {

@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import { Client, CopyDestinationOptions, CopySourceOptions, S3Error } from 'minio';
 import { assertStorageKey } from '../domain/validation.js';
 import { readManifestFrom, writeManifestTo } from './manifest.js';
-import type { ArtifactStore, Manifest, ManifestFile, ObjectInfo, PutOptions } from './port.js';
-import { StorageError } from './port.js';
+import type { ArtifactStore, ListOptions, Manifest, ManifestFile, ObjectInfo, PutOptions } from './port.js';
+import { compareKeys, StorageError } from './port.js';
 
 // The production store: MinIO or any S3 API. Writes stream to a temp key under
 // TEMP_PREFIX while hashing, are verified, then copied server-side to the final key with the
@@ -304,19 +304,20 @@ export class MinioArtifactStore implements ArtifactStore {
    * Same semantics as the fs store: `prefix` names a "directory" (everything under
    * `prefix/`), or a single object when an object has exactly that key. Temp keys never show.
    */
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     const trimmed = prefix.replace(/\/+$/, '');
     let listPrefix = '';
     if (trimmed !== '') {
       this.checkKey(trimmed);
       const single = await this.stat(trimmed);
       if (single) {
-        yield single;
+        if (options.startAfter === undefined || compareKeys(single.key, options.startAfter) > 0) yield single;
         return;
       }
       listPrefix = `${trimmed}/`;
     }
-    const stream = this.client.listObjectsV2(this.bucket, listPrefix, true);
+    // StartAfter: the server lists from the cursor (UTF-8 byte order), page by page.
+    const stream = this.client.listObjectsV2(this.bucket, listPrefix, true, options.startAfter ?? '');
     try {
       for await (const item of stream as AsyncIterable<{
         name?: string;

@@ -20,6 +20,32 @@ export interface PutOptions {
   expectedSha256?: string;
 }
 
+export interface ListOptions {
+  /** Resume after this key (exclusive): the listing's cursor. */
+  startAfter?: string;
+}
+
+/**
+ * The listing order every adapter agrees on: byte-wise over the UTF-8 encoding (what S3
+ * ListObjectsV2 returns), which is Unicode code point order. JavaScript's `<` compares
+ * UTF-16 code units and differs for characters above U+FFFF, hence this function.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A surrogate (U+D800..U+DFFF) encodes a code point above U+FFFF: above every BMP
+    // character, which the code unit order gets wrong only against U+E000..U+FFFF.
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? (y >= 0xe000 ? 1 : x - y) : x >= 0xe000 ? -1 : x - y;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 export interface ManifestFile {
   path: string;
   size: number;
@@ -48,7 +74,11 @@ export interface ArtifactStore {
   getBuffer(key: string): Promise<Buffer>;
   getJson<T = unknown>(key: string): Promise<T>;
   stat(key: string): Promise<ObjectInfo | undefined>;
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Objects under `prefix`, in byte-wise (UTF-8) key order as S3 lists them; with
+   * `startAfter` (a whole key, like S3's StartAfter) only the keys after it.
+   */
+  list(prefix: string, options?: ListOptions): AsyncIterable<ObjectInfo>;
   delete(key: string): Promise<void>;
   deletePrefix(prefix: string): Promise<number>;
   writeManifest(prefix: string, files: ManifestFile[], metadata: Record<string, unknown>): Promise<Manifest>;

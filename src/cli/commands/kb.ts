@@ -31,6 +31,7 @@ import { createArtifactStore } from '../../storage/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { integerOption, portOption, tableNameOption } from '../options.js';
+import { renderReindexProgressLine, renderReindexStatus, renderReportThroughput } from '../render.js';
 import type { CommandGroup } from './index.js';
 
 // `qwenops kb`: db (run the embedded database), reindex (through the workflow, or --local
@@ -66,7 +67,7 @@ export function reindexRequestFromFlags(flags: SourceFlags, requestedBy: string)
   return request;
 }
 
-function renderReport(report: ReindexReport): string {
+export function renderReport(report: ReindexReport): string {
   const c = report.counters;
   const lines = [
     `re-index ${report.outcome} (${report.mode}) of ${report.table} from ${report.source}`,
@@ -74,6 +75,8 @@ function renderReport(report: ReindexReport): string {
     `  chunks: ${c.chunksAdded} added, ${c.chunksKept} kept, ${c.chunksRemoved} removed; rows ${report.rowsBefore} -> ${report.rowsAfter}`,
     `  embedding: ${c.embeddingCalls} calls, ${c.embeddedInputs} inputs, ${c.vectorsReused} vectors reused (${report.embedder})`,
   ];
+  const throughput = renderReportThroughput(report);
+  if (throughput) lines.push(throughput);
   if (report.verification)
     lines.push(
       `  verification: recall@10 ${report.verification.recallAt10.toFixed(3)}, ${report.verification.rows} rows`,
@@ -94,6 +97,37 @@ function renderHits(hits: SearchHit[]): string {
       return `${i + 1}. [${hit.score.toFixed(3)}] ${hit.source}${heading ? ` (${heading})` : ''}\n   ${preview}`;
     })
     .join('\n');
+}
+
+/**
+ * While `kb reindex --wait` waits: the status query every `everyMs`, a line (phase, sources,
+ * rates, ETA) when it changed. A failed query (a worker restarting, the run between two
+ * runs of continue-as-new) is skipped. Returns the function that stops it.
+ */
+export function followReindexProgress(
+  query: () => Promise<ReindexStatus>,
+  everyMs: number,
+  write: (line: string) => void,
+): () => void {
+  if (everyMs <= 0) return () => undefined;
+  let last = '';
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    query()
+      .then((status) => {
+        const line = renderReindexProgressLine(status);
+        if (line !== last) write(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+        last = line;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** Runs `fn` with the knowledge adapters the config names (src/knowledge/compose.ts), then closes them. */
@@ -146,8 +180,14 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
     )
     .addOption(tableOption())
     .option('--local', 'run every phase in this process instead of the workflow (no Temporal needed)')
-    .option('--wait', 'wait for the workflow and print its report')
-    .action(async (opts: SourceFlags & { local?: boolean; wait?: boolean }) => {
+    .option('--wait', 'wait for the workflow and print its report; progress (rates, ETA) goes to stderr')
+    .option(
+      '--progress-every <seconds>',
+      'with --wait: a progress line on stderr this often (when it changed; 0: none)',
+      integerOption('--progress-every', { min: 0, max: 86_400 }),
+      10,
+    )
+    .action(async (opts: SourceFlags & { local?: boolean; wait?: boolean; progressEvery: number }) => {
       const ctx = context();
       const request = reindexRequestFromFlags(opts, process.env.USER ?? 'cli');
       if (opts.local) {
@@ -188,6 +228,13 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
         );
         return;
       }
+      const stopProgress = followReindexProgress(
+        // A query that waits (the run between two runs of continue-as-new, no worker) must
+        // not hold up the next one.
+        () => client.withDeadline(Date.now() + 5000, () => handle.query(reindexStatusQuery)),
+        opts.progressEvery * 1000,
+        (line) => process.stderr.write(`${line}\n`),
+      );
       try {
         const report = await handle.result();
         ctx.print(report, () => renderReport(report));
@@ -201,6 +248,8 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
           details ? renderReport(details) : `re-index failed: ${message}`,
         );
         process.exitCode = EXIT.error;
+      } finally {
+        stopProgress();
       }
     });
 
@@ -213,14 +262,7 @@ export const registerKnowledgeCommands: CommandGroup = (program: Command, contex
       const status: ReindexStatus = await client.workflow
         .getHandle(`reindex-${opts.table}`)
         .query(reindexStatusQuery);
-      ctx.print(status, () => {
-        const c = status.counters;
-        return [
-          `${status.table}: ${status.outcome}, phase ${status.phase} (${status.progress.percent}%): ${status.progress.message}`,
-          `  sources ${status.sourcesDone}/${status.sourcesListed ?? '?'}; chunks +${c.chunksAdded} =${c.chunksKept} -${c.chunksRemoved}; embedding calls ${c.embeddingCalls}`,
-          ...(status.reason ? [`  reason: ${status.reason}`] : []),
-        ].join('\n');
-      });
+      ctx.print(status, () => renderReindexStatus(status));
     });
 
   kb.command('search')

@@ -1,11 +1,12 @@
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { confinePath } from '../../config/confinement.js';
 import { assertStorageKey, InputValidationError } from '../../domain/validation.js';
-import type { KnowledgeSource, SourceEntry } from './port.js';
+import { walkSorted } from '../../storage/walk.js';
+import type { KnowledgeSource, ListSourceOptions, SourceEntry } from './port.js';
 
-// A local directory, walked recursively in name order. Hidden entries (".git",
+// A local directory, walked recursively in key order (byte-wise, as S3 lists). Hidden entries (".git",
 // ".DS_Store") and anything that is not a regular file are left out (symlinks included).
 // With `allowedRoots` (a worker: the path came from workflow input) the directory must lie
 // under one of them once resolved, checked before anything in it is listed or read, and
@@ -40,7 +41,7 @@ export class DirectorySource implements KnowledgeSource {
     return this.checked;
   }
 
-  async *list(): AsyncIterable<SourceEntry> {
+  async *list(options: ListSourceOptions = {}): AsyncIterable<SourceEntry> {
     await this.confinedRoot();
     const info = await stat(this.root).catch((err: NodeJS.ErrnoException) => {
       // Missing: bad input, refused without retries. Anything else (EIO, EACCES) is rethrown.
@@ -54,20 +55,16 @@ export class DirectorySource implements KnowledgeSource {
           message: `directory ${this.root} does not exist or is not a directory (on this worker)`,
         },
       ]);
-    const walk = async function* (this: DirectorySource, dir: string): AsyncGenerator<SourceEntry> {
-      const entries = await readdir(dir, { withFileTypes: true });
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (const entry of entries) {
-        if (entry.name.startsWith('.')) continue;
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) yield* walk.call(this, full);
-        else if (entry.isFile()) {
-          const { size } = await stat(full);
-          yield { key: path.relative(this.root, full).split(path.sep).join('/'), size };
-        }
-      }
-    };
-    yield* walk.call(this, this.root);
+    // Sorted as S3 sorts (src/storage/walk.ts), resuming after the cursor without
+    // visiting what lies before it; one directory's entries in memory at a time.
+    for await (const entry of walkSorted(this.root, {
+      startAfter: options.startAfter,
+      skip: (dirent) => dirent.name.startsWith('.') || dirent.isSymbolicLink(),
+    })) {
+      const info = await stat(entry.path).catch(() => undefined);
+      // Gone since the directory was read: not listed (the sweep handles it).
+      if (info?.isFile()) yield { key: entry.key, size: info.size };
+    }
   }
 
   private pathOf(key: string): string {

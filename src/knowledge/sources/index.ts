@@ -4,7 +4,7 @@ import { DirectorySource } from './directory.js';
 import { ObjectStoreSource } from './object-store.js';
 import type { KnowledgeSource } from './port.js';
 
-export type { KnowledgeSource, SourceEntry } from './port.js';
+export type { KnowledgeSource, ListSourceOptions, SourceEntry } from './port.js';
 
 /**
  * The source a request names; an object-store source needs the artifact store. A worker

@@ -1,6 +1,6 @@
 import { assertStorageKey } from '../../domain/validation.js';
 import type { ArtifactStore } from '../../storage/port.js';
-import type { KnowledgeSource, SourceEntry } from './port.js';
+import type { KnowledgeSource, ListSourceOptions, SourceEntry } from './port.js';
 
 // Documents under a prefix of the artifact store (MinIO / any S3 API, or the fs store).
 // Keys are relative to the prefix.
@@ -19,8 +19,9 @@ export class ObjectStoreSource implements KnowledgeSource {
     this.description = store.uri(this.prefix || '.').replace(/\/\.$/, '/');
   }
 
-  async *list(): AsyncIterable<SourceEntry> {
-    for await (const object of this.store.list(this.prefix)) {
+  async *list(options: ListSourceOptions = {}): AsyncIterable<SourceEntry> {
+    const startAfter = options.startAfter === undefined ? undefined : this.prefix + options.startAfter;
+    for await (const object of this.store.list(this.prefix, { startAfter })) {
       if (!object.key.startsWith(this.prefix)) continue;
       const key = object.key.slice(this.prefix.length);
       if (key === '' || key.split('/').some((segment) => segment.startsWith('.'))) continue;

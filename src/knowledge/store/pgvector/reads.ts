@@ -58,7 +58,7 @@ export async function vectorsOf(
   return vectors;
 }
 
-/** Sources of a generation in pages (keyset pagination), for the deleted-source sweep. */
+/** Sources of a generation in byte-wise key order, in pages (keyset pagination), for the deleted-source sweep. */
 export async function* sources(
   base: PgBase,
   generation: Generation,
@@ -69,7 +69,8 @@ export async function* sources(
   let first = true;
   for (;;) {
     const { rows } = await base.pool.query<{ source: string }>(
-      `SELECT source FROM ${tableNames(base.table, generation).sources} WHERE $1 OR source > $2 ORDER BY source LIMIT $3`,
+      // Byte order (COLLATE "C"), the order sources list in: the sweep merges the two.
+      `SELECT source FROM ${tableNames(base.table, generation).sources} WHERE $1 OR source COLLATE "C" > $2 ORDER BY source COLLATE "C" LIMIT $3`,
       [first, after, pageSize],
     );
     first = false;

@@ -11,6 +11,14 @@ import { tableNames } from './schema.js';
 
 // Writes: each one transaction that first checks this run still holds the base (fencing),
 // so a run whose lease was taken over writes nothing. New chunks go in by binary COPY.
+//
+// Several writers (parallel batches, on several workers): the fence's UPDATE of the lease
+// row is every write transaction's first lock, so writers to a base queue on it and take
+// no other lock before it (no deadlock), and each sees what the ones before it committed.
+// A source is written with its sources row in one transaction, so a writer that finds the
+// row already at the hash it is about to write (a retried batch racing the attempt it
+// replaces, or two batches overlapping after the listing moved) skips its chunks: the
+// shadow, which has no unique index while it loads, never gets a chunk twice.
 
 /**
  * Full mode: unchanged sources move from the live generation to the shadow inside the
@@ -26,8 +34,9 @@ export async function copyFromLive(base: PgBase, sources: string[], lease: Lease
     await fence(client, base.table, lease);
     const inserted = await client.query(
       `INSERT INTO ${shadow.chunks} (chunk_id, content, source, content_hash, metadata, embedding, embedding_model)
-         SELECT chunk_id, content, source, content_hash, metadata, embedding, embedding_model FROM ${live.chunks}
-         WHERE source = ANY($1::text[])`,
+         SELECT chunk_id, content, source, content_hash, metadata, embedding, embedding_model FROM ${live.chunks} c
+         WHERE c.source = ANY($1::text[])
+           AND NOT EXISTS (SELECT 1 FROM ${shadow.sources} s WHERE s.source = c.source)`,
       [sources],
     );
     await client.query(
@@ -69,8 +78,20 @@ export async function applyChanges(
       deleted += r.rowCount ?? 0;
       await client.query(`DELETE FROM ${sources} WHERE source = ANY($1::text[])`, [changes.removeSources]);
     }
-    if (changes.insertChunks.length > 0) {
-      await copyChunks(client, chunks, base.dimensions, changes.insertChunks, embeddingModel);
+    let insertChunks = changes.insertChunks;
+    if (insertChunks.length > 0 && changes.upsertSources.length > 0) {
+      const { rows } = await client.query<{ source: string; source_hash: string }>(
+        `SELECT source, source_hash FROM ${sources} WHERE source = ANY($1::text[])`,
+        [changes.upsertSources.map((r) => r.source)],
+      );
+      const stored = new Map(rows.map((r) => [r.source, r.source_hash]));
+      const written = new Set(
+        changes.upsertSources.filter((r) => stored.get(r.source) === r.sourceHash).map((r) => r.source),
+      );
+      if (written.size > 0) insertChunks = insertChunks.filter((c) => !written.has(c.source));
+    }
+    if (insertChunks.length > 0) {
+      await copyChunks(client, chunks, base.dimensions, insertChunks, embeddingModel);
     }
     if (changes.upsertSources.length > 0) {
       const s = changes.upsertSources;
@@ -91,7 +112,7 @@ export async function applyChanges(
         ],
       );
     }
-    return { deleted, inserted: changes.insertChunks.length };
+    return { deleted, inserted: insertChunks.length };
   });
 }
 
