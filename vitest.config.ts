@@ -7,12 +7,14 @@ export default defineConfig({
   test: {
     // The k8s tier prints k8s_integration_tests=<passed>/<total> when it ran; the realmodel
     // tier writes its counts for scripts/run-realmodel-tests.sh; the replay tier prints
-    // replayed_histories=<N> and replay_failures=<F>.
+    // replayed_histories=<N> and replay_failures=<F>; failed tests are kept for the summary
+    // line at the end of scripts/run-tests.sh.
     reporters: [
       'default',
       './test/integration/k8s/summary-reporter.ts',
       './test/realmodel/counts-reporter.ts',
       './test/replay/summary-reporter.ts',
+      './test/support/failures-reporter.ts',
     ],
     projects: [
       {

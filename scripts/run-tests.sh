@@ -7,6 +7,9 @@ tiers=(unit workflows replay integration e2e)
 [ -d jobs/tests ] && tiers+=(python)
 tiers+=(realmodel)
 failed=()
+# Each tier's failed tests, printed again after the summary (test/support/failures-reporter.ts).
+export QWENOPS_TEST_FAILURES_FILE="$ROOT/.tools/test-failures.txt"
+rm -f "$QWENOPS_TEST_FAILURES_FILE"
 summary=()
 for tier in "${tiers[@]}"; do
   t0=$(date +%s)
@@ -19,5 +22,9 @@ done
 echo "[test] summary: ${summary[*]}"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "[test] failed tiers: ${failed[*]}" >&2
+  if [ -s "$QWENOPS_TEST_FAILURES_FILE" ]; then
+    echo "[test] failed tests:" >&2
+    sed 's/^/[test]   /' "$QWENOPS_TEST_FAILURES_FILE" >&2
+  fi
   exit 1
 fi

@@ -19,17 +19,17 @@ import {
 //
 // Store layout: a batch of records is one JSON-lines object
 //   rag-audit/YYYY/MM/DD/<first seq, 12 digits>-<writer>.jsonl
-// (the CLI writes a batch of one per request; a long-running server may batch more).
-// The artifact store has no compare-and-set, so appends are optimistic: read the head (the
-// newest object), write the batch under a key unique to this writer, then list the day's
-// folder; a writer that sees another batch starting at the same seq deletes its own and
-// retries on the new head after a random backoff. Listing is read-after-write consistent
-// in MinIO/S3 and in the filesystem store, so two batches with one seq never both stay
-// (the later lister always sees the earlier write). One instance serialises its own
-// appends. Residual race: a third writer that reads the head in the instant between two
-// rivals' writes may chain onto the batch that then withdraws; verify reports that as a
-// prev_hash break (a false alarm, never a silent loss). Run one audit writer per store, or
-// keep `kb ask` traffic per store modest, where that matters.
+// (the CLI writes a batch of one per request; a long-running server may batch more), and
+// each batch in the chain has a claim
+//   rag-audit/claims/<first seq, 12 digits>   {first, last, hash, key}
+// created with the store's compare-and-set (ArtifactStore.create: S3 If-None-Match, a hard
+// link on the filesystem). An append reads the head (the newest claim), writes its batch
+// under a key of its own, then claims the batch's first seq: exactly one of several writers
+// racing for a seq gets the claim; the others delete their batch and retry on the new
+// head. A batch is only ever chained onto a claimed one, so concurrent writers cannot fork
+// or break the chain. A writer that dies between its write and its withdrawal leaves an
+// unclaimed batch: verify sets it aside (reported as `unclaimed`), as the claim names the
+// batch that is in the chain. One instance serialises its own appends.
 
 export const RAG_AUDIT_PREFIX = 'rag-audit/';
 
@@ -58,6 +58,20 @@ export type RagAuditEntry = Omit<
 
 const SEQ_DIGITS = 12;
 const KEY = /^rag-audit\/\d{4}\/\d{2}\/\d{2}\/(\d{12})-([A-Za-z0-9_-]+)\.jsonl$/;
+const CLAIMS_PREFIX = `${RAG_AUDIT_PREFIX}claims/`;
+/** How far below the newest batch seen the claims listing starts (longer batches: a full list). */
+const CLAIM_LOOKBACK = 1_000;
+
+const claimSchema = z.object({
+  first: z.number().int().positive(),
+  last: z.number().int().positive(),
+  hash: z.string(),
+  key: z.string(),
+});
+type Claim = z.infer<typeof claimSchema>;
+
+const seqPart = (seq: number) => String(seq).padStart(SEQ_DIGITS, '0');
+const claimKey = (first: number) => `${CLAIMS_PREFIX}${seqPart(first)}`;
 
 interface Head {
   seq: number;
@@ -76,6 +90,8 @@ export class RagAuditLog {
   private readonly writerId: string;
   private readonly clock: () => Date;
   private tail: Promise<unknown> = Promise.resolve();
+  /** The first seq of the newest claim this instance saw: where the next head lookup starts. */
+  private knownClaim: number | undefined;
 
   constructor(
     private readonly store: ArtifactStore,
@@ -101,7 +117,7 @@ export class RagAuditLog {
 
   private async write(entries: readonly RagAuditEntry[]): Promise<RagAuditRecord[]> {
     if (entries.length === 0) return [];
-    const attempts = this.options.maxAttempts ?? 20;
+    const attempts = this.options.maxAttempts ?? 50;
     for (let attempt = 1; ; attempt++) {
       const head = await this.head();
       const timestamp = this.clock().toISOString();
@@ -122,60 +138,81 @@ export class RagAuditLog {
         records.push(record);
         prev = { seq: record.seq, hash: record.hash };
       }
+      const first = head.seq + 1;
       const folder = `${RAG_AUDIT_PREFIX}${timestamp.slice(0, 10).replace(/-/g, '/')}/`;
-      const seqPart = String(head.seq + 1).padStart(SEQ_DIGITS, '0');
-      const key = `${folder}${seqPart}-${this.writerId}.jsonl`;
+      const key = `${folder}${seqPart(first)}-${this.writerId}.jsonl`;
       await this.store.put(key, `${records.map((r) => JSON.stringify(r)).join('\n')}\n`, {
         contentType: 'application/x-ndjson',
       });
-      const rivals: string[] = [];
-      for await (const object of this.store.list(folder)) {
-        if (object.key !== key && KEY.exec(object.key)?.[1] === seqPart) rivals.push(object.key);
-      }
-      if (rivals.length === 0) {
+      const claim: Claim = { first, last: prev.seq, hash: prev.hash, key };
+      const claimed = await this.store
+        .create(claimKey(first), `${JSON.stringify(claim)}\n`, { contentType: 'application/json' })
+        .catch(async (err: unknown) => {
+          await this.store.delete(key).catch(() => undefined);
+          throw err;
+        });
+      if (claimed) {
+        this.knownClaim = first;
         for (const record of records) this.options.logger?.info({ rag_audit: record }, 'rag audit record');
         return records;
       }
+      // Another writer claimed this seq first: withdraw and chain onto its batch.
       await this.store.delete(key);
       if (attempt >= attempts) {
-        throw new Error(
-          `rag audit: lost the race for seq ${seqPart} ${attempts} times (${rivals.join(', ')})`,
-        );
+        throw new Error(`rag audit: another writer claimed seq ${first} first, ${attempts} times in a row`);
       }
-      await new Promise((r) => setTimeout(r, Math.random() * 10 * Math.min(attempt, 10)));
+      await new Promise((r) => setTimeout(r, Math.random() * 5 * Math.min(attempt, 10)));
     }
   }
 
-  /** The newest record's seq and hash (today's folder first, then the whole log). */
+  /** The newest claimed record's seq and hash. */
   private async head(): Promise<Head> {
-    const today = `${RAG_AUDIT_PREFIX}${this.clock().toISOString().slice(0, 10).replace(/-/g, '/')}/`;
-    let newest: string | undefined;
-    for (let wait = 0; wait < 50; wait++) {
-      const found = (await newestKey(this.store, today)) ?? (await newestKey(this.store, RAG_AUDIT_PREFIX));
-      newest = found?.key;
-      // Two batches with the newest seq: their writers are settling it; wait for the one that stays.
-      if (!found || found.rivals === 0) break;
-      await new Promise((r) => setTimeout(r, 2 + Math.random() * 10));
+    // Where to start listing claims: this instance's last claim, else the newest batch in
+    // today's folder, else in the whole log (the first append of a day, cold).
+    let from = this.knownClaim;
+    let newestBatch: string | undefined;
+    if (from === undefined) {
+      const today = `${RAG_AUDIT_PREFIX}${this.clock().toISOString().slice(0, 10).replace(/-/g, '/')}/`;
+      newestBatch =
+        (await newestBatchKey(this.store, today)) ?? (await newestBatchKey(this.store, RAG_AUDIT_PREFIX));
+      if (newestBatch) from = Number(KEY.exec(newestBatch)?.[1]);
     }
-    if (!newest) return { seq: 0, hash: GENESIS_HASH };
-    const lines = (await this.store.getBuffer(newest)).toString('utf8').trim().split('\n');
+    let claim =
+      from === undefined
+        ? undefined
+        : await newestClaimKey(this.store, from > CLAIM_LOOKBACK ? from - CLAIM_LOOKBACK : 0);
+    // Nothing near the hint (an unclaimed batch far ahead, a batch longer than the lookback):
+    // every claim.
+    claim ??= await newestClaimKey(this.store, 0);
+    if (claim) {
+      const parsed = claimSchema.parse(JSON.parse((await this.store.getBuffer(claim)).toString('utf8')));
+      return { seq: parsed.last, hash: parsed.hash };
+    }
+    // A log from before claims (or none yet): its newest batch is the head.
+    if (!newestBatch) return { seq: 0, hash: GENESIS_HASH };
+    const lines = (await this.store.getBuffer(newestBatch)).toString('utf8').trim().split('\n');
     const last = ragAuditRecordSchema.parse(JSON.parse(lines[lines.length - 1] as string));
     return { seq: last.seq, hash: last.hash };
   }
 }
 
-async function newestKey(
-  store: ArtifactStore,
-  prefix: string,
-): Promise<{ key: string; rivals: number } | undefined> {
-  let best: { seq: string; key: string; rivals: number } | undefined;
+/** The claim with the highest first seq at or above `fromSeq`, if any. */
+async function newestClaimKey(store: ArtifactStore, fromSeq: number): Promise<string | undefined> {
+  let newest: string | undefined;
+  const startAfter = fromSeq > 0 ? claimKey(fromSeq - 1) : undefined;
+  for await (const object of store.list(CLAIMS_PREFIX, startAfter ? { startAfter } : {})) {
+    if (/^\d{12}$/.test(object.key.slice(CLAIMS_PREFIX.length))) newest = object.key;
+  }
+  return newest;
+}
+
+async function newestBatchKey(store: ArtifactStore, prefix: string): Promise<string | undefined> {
+  let best: { seq: string; key: string } | undefined;
   for await (const object of store.list(prefix)) {
     const seq = KEY.exec(object.key)?.[1];
-    if (!seq) continue;
-    if (!best || seq > best.seq) best = { seq, key: object.key, rivals: 0 };
-    else if (seq === best.seq) best.rivals++;
+    if (seq && (!best || seq > best.seq)) best = { seq, key: object.key };
   }
-  return best && { key: best.key, rivals: best.rivals };
+  return best?.key;
 }
 
 export interface RangeOptions {
@@ -187,6 +224,8 @@ export interface RangeOptions {
 export interface RagVerifyReport {
   records: number;
   objects: number;
+  /** Batches outside the chain: another batch holds the claim to their seq. */
+  unclaimed?: string[];
   firstSeq?: number;
   lastSeq?: number;
   firstBreak?: ChainBreak;
@@ -208,14 +247,50 @@ export async function* listRange(
   }
 }
 
+/**
+ * The range's batch objects, in key order, less those another batch's claim excludes: of
+ * several batches starting at one seq, the claim names the one in the chain; the others
+ * (a writer that lost the race and died before withdrawing) go to `unclaimed`. Where no
+ * claim exists (a log from before claims, a claim deleted) every batch is kept, so a fork
+ * is still reported.
+ */
+async function* chainedBatches(
+  store: ArtifactStore,
+  range: RangeOptions,
+  unclaimed: string[],
+): AsyncGenerator<string> {
+  const bySeq = new Map<string, string[]>();
+  for await (const key of listRange(store, RAG_AUDIT_PREFIX, range)) {
+    const seq = KEY.exec(key)?.[1];
+    if (!seq) continue;
+    const keys = bySeq.get(seq);
+    if (keys) keys.push(key);
+    else bySeq.set(seq, [key]);
+  }
+  for (const [seq, keys] of bySeq) {
+    if (keys.length > 1) {
+      const claim = await store
+        .getBuffer(claimKey(Number(seq)))
+        .then((b) => claimSchema.parse(JSON.parse(b.toString('utf8'))))
+        .catch(() => undefined);
+      if (claim && keys.includes(claim.key)) {
+        unclaimed.push(...keys.filter((k) => k !== claim.key));
+        yield claim.key;
+        continue;
+      }
+    }
+    yield* keys;
+  }
+}
+
 export async function verifyRagAudit(
   store: ArtifactStore,
   range: RangeOptions = {},
 ): Promise<RagVerifyReport> {
   const entries: ChainEntry[] = [];
   let objects = 0;
-  for await (const key of listRange(store, RAG_AUDIT_PREFIX, range)) {
-    if (!KEY.test(key)) continue;
+  const unclaimed: string[] = [];
+  for await (const key of chainedBatches(store, range, unclaimed)) {
     objects++;
     const lines = (await store.getBuffer(key))
       .toString('utf8')
@@ -254,6 +329,7 @@ export async function verifyRagAudit(
   return {
     records: entries.length,
     objects,
+    ...(unclaimed.length > 0 ? { unclaimed } : {}),
     firstSeq: entries[0]?.link.seq,
     lastSeq: entries[entries.length - 1]?.link.seq,
     ...(firstBreak ? { firstBreak } : {}),

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -82,6 +82,26 @@ export class FsArtifactStore implements ArtifactStore {
       await rm(temp, { force: true });
       throw err;
     }
+  }
+
+  async create(key: string, body: Buffer | string): Promise<ObjectInfo | undefined> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const content = Buffer.from(body);
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    const temp = path.join(path.dirname(target), `${TEMP_MARK}${randomUUID()}`);
+    await writeFile(temp, content);
+    try {
+      // link(2) fails with EEXIST when the name is taken, atomically: the compare-and-set.
+      await link(temp, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+      throw err;
+    } finally {
+      await rm(temp, { force: true });
+    }
+    await writeAtomically(`${target}${SIDECAR_SUFFIX}`, sha256);
+    return { key, size: content.length, sha256, lastModified: new Date() };
   }
 
   putJson(key: string, value: unknown): Promise<ObjectInfo> {

@@ -139,6 +139,37 @@ export class MinioArtifactStore implements ArtifactStore {
     }
   }
 
+  async create(
+    key: string,
+    body: Buffer | string,
+    options: { contentType?: string } = {},
+  ): Promise<ObjectInfo | undefined> {
+    this.checkKey(key);
+    const content = Buffer.from(body);
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    const headers = {
+      'Content-Type': options.contentType ?? 'application/octet-stream',
+      'If-None-Match': '*',
+      [`x-amz-meta-${SHA256_META}`]: sha256,
+    };
+    // One PUT is atomic on S3, so no temp key: the condition is on the key itself.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.putObject(this.bucket, key, content, content.length, headers);
+        return { key, size: content.length, sha256, lastModified: new Date() };
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code === 'PreconditionFailed') return undefined;
+        // 409: another conditional write of this key is in progress; its outcome decides.
+        if (code === 'ConditionalRequestConflict' && attempt < 10) {
+          await new Promise((r) => setTimeout(r, 20 * attempt));
+          continue;
+        }
+        throw mapMinioError(err, key);
+      }
+    }
+  }
+
   /**
    * Streams `source` to `tempKey`, hashing as it goes. Small bodies are one PUT; larger ones
    * a multipart upload with one part in flight while the next is read, so memory stays

@@ -70,6 +70,16 @@ export interface ArtifactStore {
   keyFromUri(uri: string): string;
   put(key: string, body: Buffer | string | Readable, options?: PutOptions): Promise<ObjectInfo>;
   putJson(key: string, value: unknown): Promise<ObjectInfo>;
+  /**
+   * Writes a small object only when no object has `key` (S3 `If-None-Match: *`, a hard link
+   * on the filesystem): the store's compare-and-set. Undefined when the key already exists,
+   * so of several writers racing for one key exactly one gets its ObjectInfo.
+   */
+  create(
+    key: string,
+    body: Buffer | string,
+    options?: Pick<PutOptions, 'contentType'>,
+  ): Promise<ObjectInfo | undefined>;
   get(key: string): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;
   getJson<T = unknown>(key: string): Promise<T>;

@@ -44,6 +44,10 @@ export const registerAuditCommands: CommandGroup = (program: Command, context: (
           lines.push(
             `rag log: ${rag.records} records in ${rag.objects} objects${rag.firstSeq !== undefined ? ` (seq ${rag.firstSeq}..${rag.lastSeq})` : ''}: ${rag.firstBreak ? 'BROKEN' : 'ok'}`,
           );
+          if (rag.unclaimed)
+            lines.push(
+              `  ${rag.unclaimed.length} unclaimed batch(es) set aside (a writer lost the race for their seq): ${rag.unclaimed.join(', ')}`,
+            );
           const b = rag.firstBreak;
           if (b)
             lines.push(

@@ -70,6 +70,19 @@ describe('MinioArtifactStore against a real MinIO', () => {
     expect(await rawKeys(TEMP_PREFIX)).toEqual([]);
   });
 
+  it('creates a key only when it is free (If-None-Match): of racing writers exactly one wins', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => store.create('claims/000000000001', `writer ${i}`)),
+    );
+    const winners = results.filter((r) => r !== undefined);
+    expect(winners).toHaveLength(1);
+    const body = await store.getBuffer('claims/000000000001');
+    expect(winners[0]).toMatchObject({ key: 'claims/000000000001', sha256: sha(body) });
+    expect(await store.stat('claims/000000000001')).toMatchObject({ size: body.length, sha256: sha(body) });
+    expect(await store.create('claims/000000000001', 'late')).toBeUndefined();
+    expect(await store.getBuffer('claims/000000000001')).toEqual(body);
+  });
+
   it('streams a multipart upload and keeps the final key invisible until it is verified', async () => {
     const small = await MinioArtifactStore.open({
       endpoint: minio.endpoint,

@@ -110,13 +110,45 @@ describe('RAG audit chain', () => {
     expect(report.firstBreak).toMatchObject({ index: 1, field: 'prev_hash' });
   });
 
-  it('concurrent writers never leave two records with one seq', async () => {
+  it('concurrent writers keep one unbroken chain: no fork, no gap, no false alarm', async () => {
     const { store } = await tempStore();
-    const writers = Array.from({ length: 4 }, (_, w) => new RagAuditLog(store, { writerId: `w${w}` }));
-    await Promise.all(writers.flatMap((log, w) => [1, 2, 3].map((i) => log.append([entry(w * 10 + i)]))));
+    // Separate instances (as separate processes would be), racing for every seq.
+    const writers = Array.from({ length: 8 }, (_, w) => new RagAuditLog(store, { writerId: `w${w}` }));
+    const written = await Promise.all(
+      writers.flatMap((log, w) => [1, 2, 3, 4].map((i) => log.append([entry(w * 10 + i)]))),
+    );
+    expect(
+      written
+        .flat()
+        .map((r) => r.seq)
+        .sort((a, b) => a - b),
+    ).toEqual(Array.from({ length: 32 }, (_, i) => i + 1));
     const report = await verifyRagAudit(store);
     expect(report.firstBreak).toBeUndefined();
-    expect(report.records).toBe(12);
+    expect(report).toMatchObject({ records: 32, objects: 32, firstSeq: 1, lastSeq: 32 });
+    expect(report.unclaimed).toBeUndefined();
+  });
+
+  it('sets aside a batch whose writer lost the race and died before withdrawing it', async () => {
+    const { dir, store } = await tempStore();
+    const log = new RagAuditLog(store, { clock: clockFrom('2026-12-07T09:00:00Z'), writerId: 'w1' });
+    await log.append([entry(1)]);
+    await log.append([entry(2)]);
+    // What the loser leaves: a batch for seq 2 with no claim (its claim attempt failed).
+    const orphan = 'rag-audit/2026/12/07/000000000002-crashed.jsonl';
+    const claimed = (await filesUnder(dir)).find((f) => f.includes('000000000002-w1')) as string;
+    await store.put(orphan, (await readFile(claimed, 'utf8')).replace('"alice"', '"mallory"'));
+    const report = await verifyRagAudit(store);
+    expect(report.firstBreak).toBeUndefined();
+    expect(report).toMatchObject({ records: 2, objects: 2, unclaimed: [orphan] });
+    // The next writer, cold, chains onto the claimed batch, not the unclaimed one.
+    await new RagAuditLog(store, { clock: clockFrom('2026-12-07T09:10:00Z'), writerId: 'w2' }).append([
+      entry(3),
+    ]);
+    expect(await verifyRagAudit(store)).toMatchObject({ records: 3, lastSeq: 3, unclaimed: [orphan] });
+    // Without the claim the unclaimed batch is back in the range, and verify reports it.
+    await store.delete('rag-audit/claims/000000000002');
+    expect((await verifyRagAudit(store)).firstBreak).toMatchObject({ index: 1, key: `${orphan}#1` });
   });
 });
 

@@ -35,6 +35,22 @@ describe('FsArtifactStore', () => {
     await expect(store.get('models/a/missing.json')).rejects.toMatchObject({ code: 'NotFound' });
   });
 
+  it('creates a key only when it is free: of racing writers exactly one wins, nothing is left behind', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => store.create('claims/000000000001', `writer ${i}`)),
+    );
+    const winners = results.filter((r) => r !== undefined);
+    expect(winners).toHaveLength(1);
+    const body = await store.getBuffer('claims/000000000001');
+    expect(winners[0]).toMatchObject({ key: 'claims/000000000001', size: body.length, sha256: sha(body) });
+    expect(await store.stat('claims/000000000001')).toMatchObject({ sha256: sha(body) });
+    expect(await store.create('claims/000000000001', 'late')).toBeUndefined();
+    expect((await allFiles(path.join(root, 'claims'))).filter((f) => f.includes('.qwenops-tmp-'))).toEqual(
+      [],
+    );
+    await expect(store.create('../escape', 'x')).rejects.toBeInstanceOf(InputValidationError);
+  });
+
   it('refuses content whose sha256 differs and leaves nothing behind', async () => {
     const err = await store
       .put('models/b/weights.bin', Buffer.from('payload'), { expectedSha256: sha('other') })
