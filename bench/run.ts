@@ -12,6 +12,7 @@ const SUITES = [
   'orchestration',
   'loadgen',
   'knowledge-ingest',
+  'knowledge-scale',
   'serving-simulator',
   'realmodel',
   'judge',

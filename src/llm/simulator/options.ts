@@ -60,6 +60,22 @@ export const simulatorOptionsSchema = z
     embeddingDims: z.number().int().min(8).max(8192).default(1024),
     /** Inputs over this many tokens are refused with 400, as vLLM does. */
     embeddingMaxTokens: z.number().int().min(1).default(8192),
+    /**
+     * The embedding server's service model: at most this many embedding requests (batches)
+     * are in service at once, the rest wait in arrival order (0: no limit, answered at once
+     * when the latency below is 0). A batch of n inputs is in service for
+     * embeddingBatchLatencyMs + n * embeddingInputLatencyMs, so capacity is a real limit:
+     * embeddingMaxConcurrency * n / that time, inputs/s.
+     */
+    embeddingMaxConcurrency: z.number().int().min(0).max(100_000).default(0),
+    embeddingBatchLatencyMs: z.number().min(0).max(600_000).default(0),
+    embeddingInputLatencyMs: z.number().min(0).max(60_000).default(0),
+    /**
+     * Inputs per embedding request over this are refused with TEI's 422 ("batch size N >
+     * maximum allowed batch size M", error_type Validation), as --max-client-batch-size
+     * does (0: no limit).
+     */
+    embeddingMaxBatchInputs: z.number().int().min(0).default(0),
     /** Largest request body accepted. */
     maxBodyBytes: z
       .number()
@@ -84,6 +100,11 @@ export const SIMULATOR_ENV = {
   QWENOPS_SIM_MODEL: 'model',
   QWENOPS_SIM_EMBEDDING_MODEL: 'embeddingModel',
   QWENOPS_SIM_EMBEDDING_MAX_TOKENS: 'embeddingMaxTokens',
+  QWENOPS_SIM_EMBEDDING_MAX_CONCURRENCY: 'embeddingMaxConcurrency',
+  QWENOPS_SIM_EMBEDDING_BATCH_LATENCY_MS: 'embeddingBatchLatencyMs',
+  QWENOPS_SIM_EMBEDDING_INPUT_LATENCY_MS: 'embeddingInputLatencyMs',
+  QWENOPS_SIM_EMBEDDING_MAX_BATCH_INPUTS: 'embeddingMaxBatchInputs',
+  QWENOPS_SIM_MAX_BODY_BYTES: 'maxBodyBytes',
   QWENOPS_SIM_EXTRA_LATENCY_MS: 'faults.extraLatencyMs',
   QWENOPS_SIM_ERROR_RATE_PCT: 'faults.errorRatePct',
   QWENOPS_SIM_ERROR_STATUS: 'faults.errorStatus',

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../observability/logger.js';
-import { handleEmbeddings } from './embeddings.js';
+import { embeddingSlots, handleEmbeddings } from './embeddings.js';
 import type { FaultInjector } from './faults.js';
 import type { GenerationEngine } from './generation.js';
 import { RequestTooLarge, readBody, SIMULATED_HEADER, sendError, sendJson } from './http-io.js';
@@ -38,6 +38,7 @@ export interface RouteContext {
 export function createRouter(ctx: RouteContext): http.RequestListener {
   const { options, recorder, faults, engine } = ctx;
   const loading = () => performance.now() < ctx.readyAt;
+  const embeddingBatchSlots = embeddingSlots(options);
 
   function handleGeneration(
     kind: 'chat' | 'completion',
@@ -138,7 +139,8 @@ export function createRouter(ctx: RouteContext): http.RequestListener {
       recorder.arrived();
       if (loading())
         return sendError(res, recorder, 503, 'model is still loading (simulated start-up delay)');
-      if (path === '/v1/embeddings') return handleEmbeddings(options, faults, recorder, body, res);
+      if (path === '/v1/embeddings')
+        return handleEmbeddings(options, faults, recorder, body, res, embeddingBatchSlots);
       return handleGeneration(path === '/v1/chat/completions' ? 'chat' : 'completion', body, arrival, res);
     }
     if (method === 'GET' || method === 'HEAD') {
