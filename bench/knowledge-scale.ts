@@ -12,6 +12,7 @@ import { specActivities } from '../activities/spec.js';
 import type { ReindexReport } from '../src/domain/knowledge.js';
 import { measureEmbeddingCapacity, utilisation } from '../src/knowledge/embedders/capacity.js';
 import { combinedInputsPerSecond, type EmbedderThroughput } from '../src/knowledge/embedders/openai.js';
+import type { WireServerStats } from '../src/knowledge/pglite/wire-server.js';
 import { modulePath, nodeEntrypoint, repoRoot } from '../src/runtime/entrypoints.js';
 import { toolBinary } from '../src/runtime/tools.js';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../workflows/definitions.js';
@@ -42,6 +43,10 @@ import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../workflows/definitions.js';
 //                                 embedding-bound at half the server
 //   reindex_peak_rss_mb_1x/_10x   the largest knowledge worker's peak RSS, two-worker runs
 //   reindex_rss_growth_ratio      10x / 1x
+//   pglite_wait_share_of_batch_time  what PGlite's one session costs (10x run): the time the
+//                                 batch activities' queries waited for the session while
+//                                 another connection held it, over the activities' summed time
+//   pglite_busy_share             the session's busy time over the index phase (10x run)
 //   history_events_per_1k_sources every event of every run of the workflow (continue-as-new
 //                                 chain) per 1,000 sources, 10x run
 //   chunks_1x, chunks_10x         the corpus sizes actually indexed
@@ -142,16 +147,36 @@ async function waitForPort(port: number, child: ChildProcess, what: string): Pro
   }
 }
 
-async function startDatabase(dataDir: string): Promise<{ url: string; child: ChildProcess }> {
+interface DatabaseProcess {
+  url: string;
+  child: ChildProcess;
+  /** The wire bridge's cumulative counters (SIGUSR2 makes the process log them). */
+  stats(): Promise<WireServerStats>;
+}
+
+async function startDatabase(dataDir: string): Promise<DatabaseProcess> {
   const port = await freePort();
   const [cmd, ...args] = nodeEntrypoint('src/knowledge/pglite/main');
   const child = spawn(
     cmd as string,
     [...args, '--data-dir', dataDir, '--port', String(port), '--idle-in-transaction-timeout-ms', '3600000'],
-    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...env, QWENOPS_LOG_LEVEL: 'warn' } },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, QWENOPS_LOG_LEVEL: 'info' } },
   );
+  const waiting: Array<(stats: WireServerStats) => void> = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    if (line.includes('"pglite_stats"'))
+      waiting.shift()?.((JSON.parse(line) as { pglite_stats: WireServerStats }).pglite_stats);
+  });
   await waitForPort(port, child, 'the embedded database');
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, child };
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    child,
+    stats: () =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        child.kill('SIGUSR2');
+      }),
+  };
 }
 
 async function startEmbeddingServer(): Promise<{ url: string; child: ChildProcess }> {
@@ -266,7 +291,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 interface WorkerReport {
   peakRssMb: number;
   throughput: EmbedderThroughput;
-  index: { batches: number; chunks: number; firstStartMs?: number; lastEndMs?: number };
+  index: { batches: number; chunks: number; firstStartMs?: number; lastEndMs?: number; batchMs: number };
 }
 
 function startKnowledgeWorker(
@@ -321,6 +346,8 @@ interface RunResult {
   workers: WorkerReport[];
   historyEvents: number;
   sources: number;
+  /** The wire bridge's counters over this run. */
+  database: { units: number; busyMs: number; waitMs: number };
 }
 
 async function historyEvents(
@@ -343,7 +370,8 @@ async function historyEvents(
 
 async function reindex(
   environment: TestWorkflowEnvironment,
-  urls: { database: string; embeddings: string },
+  db: DatabaseProcess,
+  embeddingsUrl: string,
   corpus: string,
   table: string,
   workerCount: number,
@@ -351,8 +379,9 @@ async function reindex(
 ): Promise<RunResult> {
   const perWorker = Math.max(1, Math.floor(EMBED_SLOTS / 2));
   const workers = Array.from({ length: workerCount }, () =>
-    startKnowledgeWorker(environment.address, urls.database, urls.embeddings, perWorker),
+    startKnowledgeWorker(environment.address, db.url, embeddingsUrl, perWorker),
   );
+  const before = await db.stats();
   await Promise.all(workers.map((w) => w.ready));
   const workflowId = `bench-knowledge-scale-${table}`;
   const t0 = performance.now();
@@ -395,6 +424,7 @@ async function reindex(
     reports = await Promise.all(workers.map((w) => w.stop()));
   }
   const wallMs = performance.now() - t0;
+  const after = await db.stats();
   const spans = reports.filter((r) => r.index.firstStartMs !== undefined && r.index.lastEndMs !== undefined);
   const indexMs =
     Math.max(...spans.map((r) => r.index.lastEndMs as number)) -
@@ -407,6 +437,11 @@ async function reindex(
     workers: reports,
     historyEvents: await historyEvents(environment, workflowId, handle.firstExecutionRunId),
     sources,
+    database: {
+      units: after.units - before.units,
+      busyMs: after.busyMs - before.busyMs,
+      waitMs: after.waitMs - before.waitMs,
+    },
   };
 }
 
@@ -494,14 +529,14 @@ export async function runKnowledgeScaleBench(): Promise<Record<string, number | 
     process.stderr.write(
       `capacity probe: ${capacity.levels.map((l) => `c=${l.concurrency} ${round(l.inputsPerSecond, 0)}/s`).join(', ')}; saturated=${capacity.saturated}\n`,
     );
-    const urls = { database: db.url, embeddings: server.url };
-    const one = await reindex(environment, urls, corpus1x, 'ks_one', 1, docs1x);
-    const two = await reindex(environment, urls, corpus1x, 'ks_two', 2, docs1x);
-    const large = await reindex(environment, urls, corpus10x, 'ks_large', 2, docs1x * SCALE);
+    const one = await reindex(environment, db, server.url, corpus1x, 'ks_one', 1, docs1x);
+    const two = await reindex(environment, db, server.url, corpus1x, 'ks_two', 2, docs1x);
+    const large = await reindex(environment, db, server.url, corpus10x, 'ks_large', 2, docs1x * SCALE);
     for (const [name, r] of Object.entries({ one, two, large }))
       process.stderr.write(
         `${name}: ${r.chunks} chunks, index phase ${round(r.indexMs / 1000, 1)}s, wall ${round(r.wallMs / 1000, 1)}s${r.report ? `, phases (ms) ${JSON.stringify(r.report.phaseMs)}` : ' (stopped after the index phase)'}, ` +
           `batches ${r.workers.map((w) => w.index.batches).join('/')}, ` +
+          `database busy ${round(r.database.busyMs / 1000, 1)}s, clients waited ${round(r.database.waitMs / 1000, 1)}s over ${r.database.units} units, ` +
           `embedding ${r.workers.map((w) => `${w.throughput.inputs} inputs ${round(w.throughput.inputsPerSecond, 0)}/s busy ${w.throughput.busyMs}ms`).join('; ')}, peak RSS ${r.workers.map((w) => w.peakRssMb).join('/')} MB\n`,
       );
     const achieved = combinedInputsPerSecond(large.workers.map((w) => w.throughput));
@@ -516,6 +551,12 @@ export async function runKnowledgeScaleBench(): Promise<Record<string, number | 
     results.reindex_peak_rss_mb_1x = rss1x;
     results.reindex_peak_rss_mb_10x = rss10x;
     results.reindex_rss_growth_ratio = round(rss10x / rss1x);
+    // What one PGlite session costs the two-worker runs: the share of the batch activities'
+    // summed time spent waiting for the session while another connection held it, and how
+    // busy the session was over the index phase.
+    const batchMs = (r: RunResult) => r.workers.reduce((sum, w) => sum + w.index.batchMs, 0);
+    results.pglite_wait_share_of_batch_time = round(large.database.waitMs / batchMs(large));
+    results.pglite_busy_share = round(large.database.busyMs / large.indexMs);
     results.history_events_per_1k_sources = round((large.historyEvents / large.sources) * 1000, 1);
     results.chunks_1x = two.chunks;
     results.chunks_10x = large.chunks;

@@ -53,7 +53,8 @@ def input_files(root: Path = corpus.REPO_ROOT) -> list[Path]:
     """What the model is a function of: the corpus sources, this package, the pinned versions."""
     files = corpus.knowledge_base_files(root / "samples" / "knowledge-base" / "docs")
     files += [root / "jobs" / "qwenops_jobs" / "data" / "eval_zh.jsonl", root / "jobs" / "requirements-realmodel.txt"]
-    files += sorted(p for p in (root / "jobs" / "qwenops_jobs" / "tinymodel").glob("*.py"))
+    # encoder.py builds a different model (the random-weights encoder), not this one.
+    files += sorted(p for p in (root / "jobs" / "qwenops_jobs" / "tinymodel").glob("*.py") if p.name != "encoder.py")
     return files
 
 

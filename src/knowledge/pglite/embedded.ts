@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import type { Logger } from '../../observability/logger.js';
-import { PgliteWireServer } from './wire-server.js';
+import { PgliteWireServer, type WireServerStats } from './wire-server.js';
 
 // The embedded default database: PGlite (PostgreSQL compiled to WASM) with pgvector,
 // persisted in a data directory, reachable by `pg` over the wire protocol. One process
@@ -13,6 +13,8 @@ export interface EmbeddedPostgres {
   host: string;
   port: number;
   dataDir: string | undefined;
+  /** The wire bridge's counters: how much serialising clients on one session costs. */
+  stats(): WireServerStats;
   stop(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export async function startEmbeddedPostgres(
     url: server.url,
     ...address,
     dataDir: options.dataDir,
+    stats: () => server.stats(),
     async stop() {
       await server.stop();
       await db.close();

@@ -5,7 +5,9 @@ import { startEmbeddedPostgres } from './embedded.js';
 // Process entrypoint of the embedded database:
 //   node src/knowledge/pglite/main.js --data-dir .qwenops/pgdata --port 54329
 // Prints one JSON log line with the address when it accepts connections; SIGTERM/SIGINT
-// stop it cleanly (PGlite flushes its files on close).
+// stop it cleanly (PGlite flushes its files on close). SIGUSR2 logs the wire bridge's
+// counters ({"pglite_stats": {units, busyMs, waitMs, ...}}): what serialising every client
+// on PGlite's one session costs.
 
 const { values } = parseArgs({
   options: {
@@ -39,3 +41,4 @@ const stop = async () => {
 };
 process.on('SIGTERM', () => void stop());
 process.on('SIGINT', () => void stop());
+process.on('SIGUSR2', () => logger.info({ pglite_stats: database.stats() }, 'wire bridge counters'));

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Logger } from '../../observability/logger.js';
 
@@ -44,6 +45,23 @@ interface Unit {
   copy: boolean;
   /** The unit ends with Flush, not Sync: the extended-protocol exchange is still open. */
   openExtended: boolean;
+  /** performance.now() when it was queued. */
+  queuedAt?: number;
+}
+
+/** What serialising every connection on PGlite's one session costs, cumulative. */
+export interface WireServerStats {
+  connections: number;
+  queued: number;
+  /** Units run (everything up to a Sync, a simple Query, or a COPY exchange). */
+  units: number;
+  /** Milliseconds the session was running a unit. */
+  busyMs: number;
+  /**
+   * Milliseconds units waited in the queue, summed over units: time clients spent waiting for
+   * another connection's unit or transaction (a Postgres server would have run them at once).
+   */
+  waitMs: number;
 }
 
 class Connection {
@@ -180,6 +198,7 @@ export class PgliteWireServer {
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
   private address: { host: string; port: number } | undefined;
+  private readonly totals = { units: 0, busyMs: 0, waitMs: 0 };
 
   constructor(
     readonly db: PGlite,
@@ -212,8 +231,14 @@ export class PgliteWireServer {
     return `postgres://postgres@${this.address.host}:${this.address.port}/postgres`;
   }
 
-  stats(): { connections: number; queued: number } {
-    return { connections: this.connections.size, queued: this.queue.length };
+  stats(): WireServerStats {
+    return {
+      connections: this.connections.size,
+      queued: this.queue.length,
+      units: this.totals.units,
+      busyMs: Math.round(this.totals.busyMs),
+      waitMs: Math.round(this.totals.waitMs),
+    };
   }
 
   async stop(): Promise<void> {
@@ -229,6 +254,7 @@ export class PgliteWireServer {
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     const connection = new Connection(this.nextId++, socket, (unit) => {
+      unit.queuedAt = performance.now();
       this.queue.push(unit);
       void this.drain();
     });
@@ -307,6 +333,9 @@ export class PgliteWireServer {
   private async run(unit: Unit): Promise<void> {
     const { connection } = unit;
     if (connection.closed) return;
+    const started = performance.now();
+    this.totals.units++;
+    this.totals.waitMs += started - (unit.queuedAt ?? started);
     const chunks: Buffer[] = [];
     try {
       await this.db.runExclusive(() =>
@@ -326,6 +355,7 @@ export class PgliteWireServer {
       this.options.logger?.error({ err, connection: connection.id }, 'pglite failed to run a request');
       connection.socket.destroy();
     }
+    this.totals.busyMs += performance.now() - started;
     connection.openExtended = unit.openExtended;
     connection.lastActivity = Date.now();
     this.owner = this.db.isInTransaction() || unit.openExtended ? connection : undefined;

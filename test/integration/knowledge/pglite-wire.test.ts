@@ -52,6 +52,7 @@ describe('PGlite wire server', () => {
     const reader = await client();
     await writer.query('BEGIN');
     await writer.query("INSERT INTO items VALUES (10, 'in tx', '[1,1,1]')");
+    const before = db.stats();
     let answered = false;
     const read = reader.query('SELECT count(*)::int AS n FROM items WHERE id = 10').then((r) => {
       answered = true;
@@ -61,6 +62,11 @@ describe('PGlite wire server', () => {
     expect(answered).toBe(false);
     await writer.query('COMMIT');
     expect(await read).toBe(1);
+    // The reader's wait is what serialising on one session costs, and the counters show it.
+    const after = db.stats();
+    expect(after.units - before.units).toBeGreaterThanOrEqual(2);
+    expect(after.waitMs - before.waitMs).toBeGreaterThanOrEqual(50);
+    expect(after.busyMs).toBeGreaterThanOrEqual(before.busyMs);
     await Promise.all([writer.end(), reader.end()]);
   });
 
