@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +15,7 @@ import { DirectorySource } from '../src/knowledge/sources/directory.js';
 import { createKnowledgePool, PgVectorStore } from '../src/knowledge/store/pgvector-store.js';
 import { createLogger } from '../src/observability/logger.js';
 import { nodeEntrypoint } from '../src/runtime/entrypoints.js';
+import { freeLoopbackPort, waitForListening } from '../src/runtime/ports.js';
 
 // Knowledge-base ingest on the embedded database (PGlite + pgvector over the wire
 // protocol, in its own process), every figure a ratio of things measured in this run:
@@ -96,24 +96,13 @@ function document(index: number): string {
 
 const round = (value: number) => Math.round(value);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function startDatabase(dataDir: string): Promise<{
   url: string;
   child: ChildProcess;
   peakRssMb: () => Promise<number>;
   cpuMs: () => Promise<number>;
 }> {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const [cmd, ...args] = nodeEntrypoint('src/knowledge/pglite/main');
   const child = spawn(
     cmd as string,
@@ -123,21 +112,7 @@ async function startDatabase(dataDir: string): Promise<{
       env: { ...process.env, QWENOPS_LOG_LEVEL: 'warn' },
     },
   );
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error('the embedded database did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForListening(port, 120_000, child, 'the embedded database');
   const peakRssMb = async () => {
     const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
     const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -14,6 +13,7 @@ import { measureEmbeddingCapacity, utilisation } from '../src/knowledge/embedder
 import { combinedInputsPerSecond, type EmbedderThroughput } from '../src/knowledge/embedders/openai.js';
 import type { WireServerStats } from '../src/knowledge/pglite/wire-server.js';
 import { modulePath, nodeEntrypoint, repoRoot } from '../src/runtime/entrypoints.js';
+import { freeLoopbackPort, waitForListening } from '../src/runtime/ports.js';
 import { toolBinary } from '../src/runtime/tools.js';
 import { SEARCH_ATTRIBUTES, TASK_QUEUES } from '../workflows/definitions.js';
 
@@ -119,34 +119,6 @@ async function writeCorpus(dir: string, documents: number): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, child: ChildProcess, what: string): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${what} did not start`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 interface DatabaseProcess {
   url: string;
   child: ChildProcess;
@@ -155,7 +127,7 @@ interface DatabaseProcess {
 }
 
 async function startDatabase(dataDir: string): Promise<DatabaseProcess> {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const [cmd, ...args] = nodeEntrypoint('src/knowledge/pglite/main');
   const child = spawn(
     cmd as string,
@@ -167,7 +139,7 @@ async function startDatabase(dataDir: string): Promise<DatabaseProcess> {
     if (line.includes('"pglite_stats"'))
       waiting.shift()?.((JSON.parse(line) as { pglite_stats: WireServerStats }).pglite_stats);
   });
-  await waitForPort(port, child, 'the embedded database');
+  await waitForListening(port, 120_000, child, 'the embedded database');
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     child,
@@ -227,7 +199,7 @@ async function startVllmEncoder(
   });
   const built = await new Promise<number | null>((resolve) => build.once('exit', resolve));
   if (built !== 0) throw new Error(`building the tiny encoder exited ${built}`);
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const child = spawn(
     SERVE_PYTHON,
     [

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { SEARCH_ATTRIBUTES } from '../../workflows/definitions.js';
 import { createLogger } from '../observability/logger.js';
 import { nodeEntrypoint } from '../runtime/entrypoints.js';
-import { freeLoopbackPort } from '../runtime/ports.js';
+import { freeLoopbackPort, waitForListening } from '../runtime/ports.js';
 import { toolBinary } from '../runtime/tools.js';
 import { Supervisor, type SupervisorFailure, type SupervisorLogger } from './supervisor.js';
 
@@ -73,33 +73,6 @@ export async function portFree(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
-}
-
-async function waitForPort(
-  port: number,
-  timeoutMs: number,
-  child: ChildProcess,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(
-        `${what} exited (${child.signalCode ? `signal ${child.signalCode}` : `code ${child.exitCode}`}) before listening (see its log)`,
-      );
-    const open = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline)
-      throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs / 1000}s`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 /** Resolves with the first stdout line matching `pattern` (the child's own readiness signal). */
@@ -252,7 +225,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
           `${k.name}=${k.type === 'TEXT' ? 'Text' : 'Keyword'}`,
         ]),
       ],
-      (child) => waitForPort(options.temporalPort, 60_000, child, 'Temporal dev server'),
+      (child) => waitForListening(options.temporalPort, 60_000, child, 'Temporal dev server'),
     );
 
     const sandboxState = path.join(stateDir, 'sandbox');
@@ -285,7 +258,7 @@ export async function startEmbeddedStack(options: EmbeddedStackOptions): Promise
         '--port',
         String(options.databasePort),
       ],
-      (child) => waitForPort(options.databasePort, 60_000, child, 'embedded PostgreSQL'),
+      (child) => waitForListening(options.databasePort, 60_000, child, 'embedded PostgreSQL'),
     );
 
     log(
